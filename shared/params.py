@@ -1,0 +1,287 @@
+"""Stylization parameters: one typed object shared by the API, the CLI and the engine.
+
+Every parameter is declared once in ``PARAM_SPECS`` with its type, default and bounds. The API validates
+``params`` JSON with ``StyleParams.from_mapping``, the CLI builds its ``--flags`` from the same specs, and the
+engine receives the validated object. A bad value raises ``ParamError`` whose message names the value and what is
+allowed, so every surface reports the same thing.
+
+This module is pure Python (no numpy, no TensorFlow) so the API can import it cheaply.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+from shared.errors import ParamError
+
+BACKBONES = ("vgg19", "xception", "efficientnetb7")
+OPTIMIZERS = ("lbfgs", "adam")
+INITS = ("content", "noise", "style")
+PRESERVE_COLORS = ("none", "luminance", "histogram")
+PRECISIONS = ("auto", "float32", "bfloat16")
+POOLINGS = ("max", "avg")
+
+MAX_STYLES = 8
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    """How one parameter is typed, bounded and documented."""
+
+    name: str
+    kind: str  # "int" | "float" | "choice" | "float_list" | "layer_weights" | "optional_int"
+    default: Any
+    help: str
+    minimum: float | None = None
+    maximum: float | None = None
+    choices: tuple[str, ...] = ()
+
+    def allowed(self) -> str:
+        """Human-readable description of the allowed values, used in error messages."""
+        if self.kind == "choice":
+            return "one of " + ", ".join(self.choices)
+        if self.kind in ("int", "optional_int"):
+            text = f"an integer from {_fmt(self.minimum)} to {_fmt(self.maximum)}"
+            return text + (" or null" if self.kind == "optional_int" else "")
+        if self.kind == "float":
+            return f"a number from {_fmt(self.minimum)} to {_fmt(self.maximum)}"
+        if self.kind == "float_list":
+            return f"a list of up to {MAX_STYLES} numbers from 0 to {_fmt(self.maximum)} with a positive sum"
+        if self.kind == "layer_weights":
+            return "an object mapping Keras layer names to weights from 0 to 1000, or a list of layer names"
+        raise AssertionError(self.kind)
+
+
+def _fmt(value: float | None) -> str:
+    if value is None:
+        return "?"
+    return str(int(value)) if float(value).is_integer() and abs(value) < 1e15 else f"{value:g}"
+
+
+PARAM_SPECS: tuple[ParamSpec, ...] = (
+    ParamSpec("size", "int", 512, "Long side of the output in pixels.", 16, 4096),
+    ParamSpec("iterations", "int", 300, "Optimizer iterations.", 1, 10000),
+    ParamSpec("backbone", "choice", "vgg19", "Pretrained network that defines content and style.", choices=BACKBONES),
+    ParamSpec("optimizer", "choice", "lbfgs", "L-BFGS (scipy) or Adam.", choices=OPTIMIZERS),
+    ParamSpec("content_weight", "float", 1.0, "Weight of the content loss.", 0, 1e9),
+    ParamSpec("style_weight", "float", 1e3, "Weight of the style loss.", 0, 1e9),
+    ParamSpec("tv_weight", "float", 1e-4, "Weight of the total-variation loss.", 0, 1e9),
+    ParamSpec("style_blend", "float_list", None, "Blend weight per style image (default: equal).", 0, 1e6),
+    ParamSpec("style_scale", "float", 1.0, "Style image size relative to the output.", 0.1, 4.0),
+    ParamSpec("init", "choice", "content", "Starting image.", choices=INITS),
+    ParamSpec("preserve_color", "choice", "none", "Keep the content's colours.", choices=PRESERVE_COLORS),
+    ParamSpec("seed", "int", 0, "Random seed; equal inputs and seed give identical CPU output.", 0, 2**32 - 1),
+    ParamSpec("precision", "choice", "auto", "Backbone arithmetic; auto uses bfloat16 where fast.", choices=PRECISIONS),
+    ParamSpec("progress_every", "int", 10, "Report progress every N iterations.", 1, 10000),
+    ParamSpec("pooling", "choice", "max", "VGG19 pooling (max or average).", choices=POOLINGS),
+    ParamSpec("content_layers", "layer_weights", None, "Content layers and weights (default: backbone's)."),
+    ParamSpec("style_layers", "layer_weights", None, "Style layers and weights (default: backbone's)."),
+    ParamSpec("learning_rate", "float", 4.0, "Adam step size in pixel units (0-255 scale).", 1e-4, 255),
+    ParamSpec("early_stop_tol", "float", 0.0, "Stop when relative improvement over the window is below this (0: off).",
+              0, 1),
+    ParamSpec("early_stop_window", "int", 20, "Iterations over which early stop measures improvement.", 1, 1000),
+)
+
+SPECS_BY_NAME: dict[str, ParamSpec] = {spec.name: spec for spec in PARAM_SPECS}
+
+
+@dataclass(frozen=True)
+class StyleParams:
+    """Validated stylization parameters. Build with ``StyleParams.from_mapping`` to get bounds checks."""
+
+    size: int = 512
+    iterations: int = 300
+    backbone: str = "vgg19"
+    optimizer: str = "lbfgs"
+    content_weight: float = 1.0
+    style_weight: float = 1e3
+    tv_weight: float = 1e-4
+    style_blend: tuple[float, ...] | None = None
+    style_scale: float = 1.0
+    init: str = "content"
+    preserve_color: str = "none"
+    seed: int = 0
+    precision: str = "auto"
+    progress_every: int = 10
+    pooling: str = "max"
+    content_layers: tuple[tuple[str, float], ...] | None = None
+    style_layers: tuple[tuple[str, float], ...] | None = None
+    learning_rate: float = 4.0
+    early_stop_tol: float = 0.0
+    early_stop_window: int = 20
+
+    def __post_init__(self) -> None:
+        for spec in PARAM_SPECS:
+            value = getattr(self, spec.name)
+            object.__setattr__(self, spec.name, _coerce(spec, value))
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any] | None) -> "StyleParams":
+        """Validate a JSON-like mapping; unknown names and bad values raise ``ParamError``."""
+        values = dict(values or {})
+        unknown = sorted(set(values) - set(SPECS_BY_NAME))
+        if unknown:
+            raise ParamError(
+                "unknown_param",
+                f"unknown parameter {unknown[0]!r}; allowed: {', '.join(SPECS_BY_NAME)}",
+                field=unknown[0],
+            )
+        return cls(**{name: value for name, value in values.items() if value is not None or
+                      SPECS_BY_NAME[name].default is None})
+
+    def with_styles(self, style_count: int) -> "StyleParams":
+        """Check ``style_blend`` against the number of style images; returns self for chaining."""
+        if not 1 <= style_count <= MAX_STYLES:
+            raise ParamError("bad_style_count", f"got {style_count} style images; allowed: 1 to {MAX_STYLES}",
+                             field="style")
+        if self.style_blend is not None and len(self.style_blend) != style_count:
+            raise ParamError(
+                "param_out_of_range",
+                f"style_blend has {len(self.style_blend)} weights for {style_count} style images; "
+                "give one weight per style image",
+                field="style_blend",
+            )
+        return self
+
+    def blend_weights(self, style_count: int) -> tuple[float, ...]:
+        """Blend weights normalised to sum to 1 (equal when not given)."""
+        raw = self.style_blend or (1.0,) * style_count
+        total = sum(raw)
+        return tuple(w / total for w in raw)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict with every parameter (layer weights as objects)."""
+        out: dict[str, Any] = {}
+        for spec in PARAM_SPECS:
+            value = getattr(self, spec.name)
+            if spec.kind == "layer_weights" and value is not None:
+                value = dict(value)
+            elif spec.kind == "float_list" and value is not None:
+                value = list(value)
+            out[spec.name] = value
+        return out
+
+    def replace(self, **changes: Any) -> "StyleParams":
+        return dataclasses.replace(self, **changes)
+
+
+def json_schema() -> dict[str, Any]:
+    """JSON Schema of the ``params`` object (used in the OpenAPI description)."""
+    props: dict[str, Any] = {}
+    for spec in PARAM_SPECS:
+        prop: dict[str, Any] = {"description": spec.help, "default": spec.default}
+        if spec.kind == "int":
+            prop.update(type="integer", minimum=spec.minimum, maximum=spec.maximum)
+        elif spec.kind == "optional_int":
+            prop.update(type=["integer", "null"], minimum=spec.minimum, maximum=spec.maximum)
+        elif spec.kind == "float":
+            prop.update(type="number", minimum=spec.minimum, maximum=spec.maximum)
+        elif spec.kind == "choice":
+            prop.update(type="string", enum=list(spec.choices))
+        elif spec.kind == "float_list":
+            prop.update(type=["array", "null"], maxItems=MAX_STYLES,
+                        items={"type": "number", "minimum": 0, "maximum": spec.maximum})
+        elif spec.kind == "layer_weights":
+            prop.update(oneOf=[{"type": "null"}, {"type": "array", "items": {"type": "string"}},
+                               {"type": "object", "additionalProperties": {"type": "number", "minimum": 0}}])
+        props[spec.name] = prop
+    return {"type": "object", "additionalProperties": False, "properties": props}
+
+
+# --- coercion -------------------------------------------------------------------------------------------------
+
+
+def _bad(spec: ParamSpec, value: Any) -> ParamError:
+    shown = repr(value)
+    if len(shown) > 60:
+        shown = shown[:57] + "..."
+    return ParamError("param_out_of_range", f"{spec.name}={shown} is not allowed; expected {spec.allowed()}",
+                      field=spec.name)
+
+
+def _coerce(spec: ParamSpec, value: Any) -> Any:
+    if value is None:
+        if spec.default is None:
+            return None
+        raise _bad(spec, value)
+    if spec.kind in ("int", "optional_int"):
+        return _coerce_number(spec, value, integer=True)
+    if spec.kind == "float":
+        return _coerce_number(spec, value, integer=False)
+    if spec.kind == "choice":
+        if not isinstance(value, str) or value.lower() not in spec.choices:
+            raise _bad(spec, value)
+        return value.lower()
+    if spec.kind == "float_list":
+        return _coerce_float_list(spec, value)
+    if spec.kind == "layer_weights":
+        return _coerce_layer_weights(spec, value)
+    raise AssertionError(spec.kind)
+
+
+def _coerce_number(spec: ParamSpec, value: Any, *, integer: bool) -> int | float:
+    # bool is an int subclass in Python; "true" is never a sensible size or weight.
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise _bad(spec, value)
+    if not math.isfinite(value):
+        raise _bad(spec, value)
+    if integer:
+        if isinstance(value, float) and not value.is_integer():
+            raise _bad(spec, value)
+        value = int(value)
+    else:
+        value = float(value)
+    assert spec.minimum is not None and spec.maximum is not None
+    if not spec.minimum <= value <= spec.maximum:
+        raise _bad(spec, value)
+    return value
+
+
+def _coerce_float_list(spec: ParamSpec, value: Any) -> tuple[float, ...]:
+    if isinstance(value, str):
+        try:
+            value = [float(part) for part in value.split(",") if part.strip()]
+        except ValueError:
+            raise _bad(spec, value) from None
+    if not isinstance(value, (list, tuple)) or not 1 <= len(value) <= MAX_STYLES:
+        raise _bad(spec, value)
+    numbers = []
+    for item in value:
+        if isinstance(item, bool) or not isinstance(item, (int, float)) or not math.isfinite(item):
+            raise _bad(spec, value)
+        if not 0 <= item <= (spec.maximum or math.inf):
+            raise _bad(spec, value)
+        numbers.append(float(item))
+    if sum(numbers) <= 0:
+        raise _bad(spec, value)
+    return tuple(numbers)
+
+
+def _coerce_layer_weights(spec: ParamSpec, value: Any) -> tuple[tuple[str, float], ...]:
+    """Accept ``["a", "b"]`` (equal weights), ``{"a": 1, "b": 0.5}`` or ``"a,b"``; layer names are checked by
+    the engine, which knows the backbone."""
+    if isinstance(value, str):
+        value = [part.strip() for part in value.split(",") if part.strip()]
+    if isinstance(value, (list, tuple)):
+        if value and all(isinstance(item, (list, tuple)) and len(item) == 2 for item in value):
+            pairs = [(item[0], item[1]) for item in value]
+        else:
+            pairs = [(item, 1.0) for item in value]
+    elif isinstance(value, Mapping):
+        pairs = list(value.items())
+    else:
+        raise _bad(spec, value)
+    if not 1 <= len(pairs) <= 64:
+        raise _bad(spec, value)
+    out = []
+    for name, weight in pairs:
+        if not isinstance(name, str) or not name or len(name) > 128:
+            raise _bad(spec, value)
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not 0 <= weight <= 1000:
+            raise _bad(spec, value)
+        out.append((name, float(weight)))
+    return tuple(out)
+
