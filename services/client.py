@@ -1,0 +1,246 @@
+"""HTTP client of the Atelier API (version 1), used by ``atelier submit``/``status``/``demo`` and by the tests.
+
+    from services.client import Client
+    client = Client("http://127.0.0.1:8000")
+    job = client.submit("cat.jpg", ["starry.jpg"], params={"size": 256, "iterations": 100})
+    job = client.wait(job["id"], on_update=lambda job: print(job["progress"]))
+    client.download_result(job["id"], "out/cat.png")
+
+Jobs are plain dicts, exactly the JSON the API returns (``id``, ``status``, ``progress``, ``result``, ``error``...).
+
+Exceptions (all subclasses of ``ClientError``, so ``except ClientError`` catches everything this module raises)::
+
+    ClientError                 base class
+    +-- TransportError          the API could not be reached or did not answer in time (connection refused, DNS,
+    |                           read timeout); ``cause`` is the underlying ``requests`` exception. Safe to retry.
+    +-- ApiError                the API answered with an error body ``{"error": {code, message, field}}`` or a
+    |   |                       non-JSON error; ``status`` (HTTP), ``code``, ``message``, ``field``.
+    |   +-- NotFoundError       404: unknown job id
+    |   +-- NotReadyError       409: the result is asked for before the job succeeded
+    +-- JobError                ``wait(..., raise_on_failure=True)`` saw the job end without a result
+    |   +-- JobFailed           status ``failed``; ``job["error"]`` says why
+    |   +-- JobCanceled         status ``canceled``
+    +-- WaitTimeout             ``wait`` gave up after ``timeout_s``; ``job`` is the last state seen
+
+Tests inject a ``requests.Session`` (or anything with its ``request`` method) through ``session=``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import requests
+
+TERMINAL = ("succeeded", "failed", "canceled")
+DEFAULT_TIMEOUT_S = 30.0
+
+# An image argument: a path, raw bytes, or (file name, bytes).
+ImageInput = str | os.PathLike[str] | bytes | tuple[str, bytes]
+Job = dict[str, Any]
+
+
+class ClientError(Exception):
+    """Base class of every error this client raises."""
+
+
+class TransportError(ClientError):
+    """The API could not be reached or timed out."""
+
+    def __init__(self, message: str, cause: Exception | None = None) -> None:
+        super().__init__(message)
+        self.cause = cause
+
+
+class ApiError(ClientError):
+    """The API answered with an HTTP error; ``code`` is the API's stable error code."""
+
+    def __init__(self, status: int, code: str, message: str, field: str | None = None) -> None:
+        super().__init__(f"{status} {code}: {message}")
+        self.status = status
+        self.code = code
+        self.message = message
+        self.field = field
+
+
+class NotFoundError(ApiError):
+    """404: no such job."""
+
+
+class NotReadyError(ApiError):
+    """409: the job has no result (yet)."""
+
+
+class JobError(ClientError):
+    """A waited-for job ended without a result."""
+
+    def __init__(self, job: Job) -> None:
+        error = job.get("error") or {}
+        detail = f"{error.get('code')}: {error.get('message')}" if error else job.get("status", "?")
+        super().__init__(f"job {job.get('id')} {job.get('status')}: {detail}")
+        self.job = job
+
+
+class JobFailed(JobError):
+    """The job ended with status ``failed``."""
+
+
+class JobCanceled(JobError):
+    """The job ended with status ``canceled``."""
+
+
+class WaitTimeout(ClientError):
+    """``wait`` ran out of time; ``job`` is the last state seen."""
+
+    def __init__(self, job: Job, timeout_s: float) -> None:
+        super().__init__(f"job {job.get('id')} still {job.get('status')} after {timeout_s:g} s")
+        self.job = job
+
+
+class Client:
+    """A small synchronous client. ``base_url`` is the API root, e.g. ``http://127.0.0.1:8000``."""
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        api_key: str | None = None,
+        timeout_s: float = DEFAULT_TIMEOUT_S,
+        session: requests.Session | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.timeout_s = timeout_s
+        self._session = session or requests.Session()
+        self._headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+
+    # --- jobs ---------------------------------------------------------------------------------------------------
+
+    def submit(
+        self,
+        content: ImageInput,
+        styles: ImageInput | Iterable[ImageInput],
+        params: Mapping[str, Any] | None = None,
+    ) -> Job:
+        """``POST /v1/jobs``: upload the content image and one or more style images; returns the queued job."""
+        if isinstance(styles, (str, bytes, os.PathLike, tuple)):
+            styles = [styles]
+        files: list[tuple[str, tuple[str, bytes | BinaryIO]]] = [("content", _file_part(content, "content"))]
+        files += [("style", _file_part(style, f"style{i}")) for i, style in enumerate(styles)]
+        data = {"params": json.dumps(dict(params))} if params else None
+        return self._json("POST", "/v1/jobs", files=files, data=data)
+
+    def get(self, job_id: str) -> Job:
+        """``GET /v1/jobs/{id}``."""
+        return self._json("GET", f"/v1/jobs/{job_id}")
+
+    def cancel(self, job_id: str) -> Job:
+        """``POST /v1/jobs/{id}/cancel``: a queued job never runs; a running one stops at its next progress report."""
+        return self._json("POST", f"/v1/jobs/{job_id}/cancel")
+
+    def list_jobs(
+        self, status: str | None = None, limit: int = 20, cursor: str | None = None
+    ) -> tuple[list[Job], str | None]:
+        """``GET /v1/jobs``: one page, newest first; returns ``(jobs, next_cursor)`` (``None`` on the last page)."""
+        query: dict[str, Any] = {"limit": limit}
+        if status:
+            query["status"] = status
+        if cursor:
+            query["cursor"] = cursor
+        page = self._json("GET", "/v1/jobs", params=query)
+        return page.get("jobs", []), page.get("next_cursor")
+
+    def wait(
+        self,
+        job_id: str,
+        *,
+        timeout_s: float | None = None,
+        poll_interval_s: float = 0.5,
+        on_update: Callable[[Job], None] | None = None,
+        raise_on_failure: bool = False,
+    ) -> Job:
+        """Poll until the job is terminal and return it. ``on_update(job)`` is called after every poll (for progress
+        bars). With ``raise_on_failure`` a failed or canceled job raises ``JobFailed``/``JobCanceled``."""
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        while True:
+            job = self.get(job_id)
+            if on_update is not None:
+                on_update(job)
+            if job.get("status") in TERMINAL:
+                break
+            if deadline is not None and time.monotonic() >= deadline:
+                raise WaitTimeout(job, timeout_s or 0)
+            time.sleep(poll_interval_s)
+        if raise_on_failure and job["status"] == "failed":
+            raise JobFailed(job)
+        if raise_on_failure and job["status"] == "canceled":
+            raise JobCanceled(job)
+        return job
+
+    def result_bytes(self, job_id: str) -> bytes:
+        """``GET /v1/jobs/{id}/result``: the PNG bytes (redirects to presigned S3 URLs are followed)."""
+        response = self._request("GET", f"/v1/jobs/{job_id}/result")
+        return response.content
+
+    def download_result(self, job_id: str, path: str | os.PathLike[str]) -> Path:
+        """Write the result PNG to ``path`` (parent folders are created); returns the path."""
+        data = self.result_bytes(job_id)
+        target = Path(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
+        return target
+
+    # --- service ------------------------------------------------------------------------------------------------
+
+    def health(self) -> dict[str, Any]:
+        """``GET /healthz``."""
+        return self._json("GET", "/healthz")
+
+    def ready(self) -> dict[str, Any]:
+        """``GET /readyz``; raises ``ApiError`` (503) naming what is down."""
+        return self._json("GET", "/readyz")
+
+    # --- plumbing -----------------------------------------------------------------------------------------------
+
+    def _json(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = self._request(method, path, **kwargs)
+        try:
+            return response.json()
+        except ValueError as exc:
+            raise ApiError(response.status_code, "bad_response", f"{method} {path}: answer is not JSON") from exc
+
+    def _request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        url = self.base_url + path
+        try:
+            response = self._session.request(method, url, headers=self._headers, timeout=self.timeout_s, **kwargs)
+        except requests.RequestException as exc:
+            raise TransportError(f"{method} {url}: {exc}", exc) from exc
+        if response.status_code >= 400:
+            raise _api_error(response)
+        return response
+
+
+def _api_error(response: requests.Response) -> ApiError:
+    code, message, field = "http_error", response.reason or "", None
+    try:
+        error = response.json().get("error") or {}
+        code = error.get("code") or code
+        message = error.get("message") or message
+        field = error.get("field")
+    except (ValueError, AttributeError):
+        message = (response.text or message)[:200]
+    cls = {404: NotFoundError, 409: NotReadyError}.get(response.status_code, ApiError)
+    return cls(response.status_code, code, message, field)
+
+
+def _file_part(image: ImageInput, default_name: str) -> tuple[str, bytes]:
+    if isinstance(image, tuple):
+        name, data = image
+        return name, data
+    if isinstance(image, bytes):
+        return default_name, image
+    path = Path(image)
+    return path.name, path.read_bytes()
