@@ -1,0 +1,374 @@
+"""The job registry: our own job records in Redis (BRIEF §2: the record is ours, not Celery's).
+
+Layout:
+- ``atelier:job:<id>``: the record, one JSON document (schema in ``shared.jobs.new_job_record``);
+- ``atelier:jobs``: sorted set of every job id, score = creation time (epoch seconds), for newest-first listing;
+- ``atelier:jobs:status:<status>``: the same, per status, so a filtered listing reads only matching ids;
+- ``atelier:lease:<id>``: a short-lived lease a worker holds while it runs the job (duplicate deliveries back off).
+
+Status transitions are read-modify-write under WATCH/MULTI (optimistic locking, retried on conflict), so a cancel
+and a worker starting the job at the same moment cannot both win. Every Redis error becomes
+``Unavailable("redis_unavailable", ...)``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import functools
+import json
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import redis
+
+from shared.errors import BadRequest, NotFound, Unavailable
+from shared.jobs import STATUS_VALUES, JobStatus, is_terminal, parse_iso, utc_now_iso
+
+JOB_KEY_PREFIX = "atelier:job:"
+ALL_JOBS_KEY = "atelier:jobs"
+STATUS_INDEX_PREFIX = "atelier:jobs:status:"
+LEASE_KEY_PREFIX = "atelier:lease:"
+MAX_LIST_LIMIT = 100
+
+T = TypeVar("T")
+
+
+def job_key(job_id: str) -> str:
+    return JOB_KEY_PREFIX + job_id
+
+
+def status_index_key(status: str) -> str:
+    return STATUS_INDEX_PREFIX + status
+
+
+def lease_key(job_id: str) -> str:
+    return LEASE_KEY_PREFIX + job_id
+
+
+def connect(redis_url: str) -> redis.Redis:
+    """A client with short timeouts: a request should fail with 503, not hang, when Redis is down."""
+    return redis.Redis.from_url(redis_url, socket_connect_timeout=2, socket_timeout=10, health_check_interval=30)
+
+
+def _redis_errors(method: Callable[..., T]) -> Callable[..., T]:
+    @functools.wraps(method)
+    def wrapper(*args: Any, **kwargs: Any) -> T:
+        try:
+            return method(*args, **kwargs)
+        except redis.RedisError as exc:
+            raise Unavailable("redis_unavailable", f"Redis is unavailable: {exc}") from exc
+
+    return wrapper
+
+
+class JobRegistry:
+    """Job records in Redis. Build with a ``redis.Redis`` client or ``JobRegistry.from_url``."""
+
+    def __init__(self, redis_client: redis.Redis) -> None:
+        self.redis = redis_client
+
+    @classmethod
+    def from_url(cls, redis_url: str) -> JobRegistry:
+        return cls(connect(redis_url))
+
+    # --- reading ---------------------------------------------------------------------------------------------
+
+    @_redis_errors
+    def ping(self) -> None:
+        self.redis.ping()
+
+    @_redis_errors
+    def get(self, job_id: str) -> dict[str, Any] | None:
+        raw = self.redis.get(job_key(job_id))
+        return None if raw is None else json.loads(raw)
+
+    def require(self, job_id: str) -> dict[str, Any]:
+        """The record, or ``NotFound`` naming the id."""
+        record = self.get(job_id)
+        if record is None:
+            raise NotFound("job_not_found", f"no job with id {job_id!r}", field="id")
+        return record
+
+    @_redis_errors
+    def cancel_requested(self, job_id: str) -> bool:
+        record = self.get(job_id)
+        return bool(record and (record.get("cancel_requested") or record["status"] == JobStatus.CANCELED))
+
+    @_redis_errors
+    def list(
+        self, status: str | None = None, limit: int = 20, cursor: str | None = None
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """Newest first. ``cursor`` is the ``next_cursor`` of the previous page; it stays valid when new jobs
+        arrive (it names the last job seen, not an offset)."""
+        if status is not None and status not in STATUS_VALUES:
+            raise BadRequest("bad_status", f"status={status!r} is not allowed; expected one of "
+                             + ", ".join(STATUS_VALUES), field="status")
+        if not 1 <= limit <= MAX_LIST_LIMIT:
+            raise BadRequest("bad_limit", f"limit={limit} is not allowed; expected 1 to {MAX_LIST_LIMIT}",
+                             field="limit")
+        index = status_index_key(status) if status else ALL_JOBS_KEY
+        ids = self._page_ids(index, limit + 1, cursor)
+        has_more = len(ids) > limit
+        ids = ids[:limit]
+        records = []
+        if ids:
+            for raw in self.redis.mget([job_key(job_id) for job_id in ids]):
+                if raw is not None:  # deleted between the index read and now
+                    records.append(json.loads(raw))
+        next_cursor = _encode_cursor(self.redis.zscore(index, ids[-1]), ids[-1]) if has_more and ids else None
+        if has_more and next_cursor is None:  # the last id left the index meanwhile: fall back to its record
+            next_cursor = _encode_cursor(_score(records[-1]), records[-1]["id"]) if records else None
+        return records, next_cursor
+
+    def _page_ids(self, index: str, count: int, cursor: str | None) -> list[str]:
+        if cursor is None:
+            return _strs(self.redis.zrevrange(index, 0, count - 1))
+        score, last_id = _decode_cursor(cursor)
+        rank = self.redis.zrevrank(index, last_id)
+        if rank is not None:
+            return _strs(self.redis.zrevrange(index, rank + 1, rank + count))
+        # The cursor's job changed status or was deleted: continue strictly below its creation time.
+        return _strs(self.redis.zrevrangebyscore(index, f"({score!r}", "-inf", start=0, num=count))
+
+    @_redis_errors
+    def count_by_status(self) -> dict[str, int]:
+        pipe = self.redis.pipeline(transaction=False)
+        for status in STATUS_VALUES:
+            pipe.zcard(status_index_key(status))
+        return dict(zip(STATUS_VALUES, pipe.execute(), strict=True))
+
+    # --- writing ---------------------------------------------------------------------------------------------
+
+    @_redis_errors
+    def create(self, record: dict[str, Any]) -> None:
+        """Store a new record and index it, atomically. An existing id is an error (ids are random)."""
+        job_id = record["id"]
+        with self.redis.pipeline() as pipe:
+            pipe.watch(job_key(job_id))
+            if pipe.exists(job_key(job_id)):
+                raise ValueError(f"job {job_id!r} already exists")
+            pipe.multi()
+            pipe.set(job_key(job_id), json.dumps(record))
+            pipe.zadd(ALL_JOBS_KEY, {job_id: _score(record)})
+            pipe.zadd(status_index_key(record["status"]), {job_id: _score(record)})
+            pipe.execute()
+
+    @_redis_errors
+    def delete(self, job_id: str) -> None:
+        """Remove a record and its index entries (rollback of a request that could not be enqueued)."""
+        pipe = self.redis.pipeline()
+        pipe.delete(job_key(job_id), lease_key(job_id))
+        pipe.zrem(ALL_JOBS_KEY, job_id)
+        for status in STATUS_VALUES:
+            pipe.zrem(status_index_key(status), job_id)
+        pipe.execute()
+
+    def update(self, job_id: str, **fields: Any) -> dict[str, Any]:
+        """Set top-level fields; returns the new record. ``NotFound`` if there is no such job."""
+
+        def change(record: dict[str, Any]) -> dict[str, Any]:
+            if "status" in fields:
+                fields["status"] = JobStatus(fields["status"]).value
+            record.update(fields)
+            return record
+
+        return self._transition(job_id, change)
+
+    def mark_running(self, job_id: str, hostname: str, pid: int) -> bool:
+        """Claim the job for this worker: ``queued`` -> ``running``, counting the delivery.
+
+        Also accepts ``running`` -> ``running``: that is a redelivery after the previous worker was lost (late acks
+        + reject on worker lost, BRIEF §4). Callers must hold the job's lease (``acquire_lease``) so that a
+        duplicate delivery while the first worker is alive backs off instead. Returns False, changing nothing,
+        when the job is terminal (for example canceled while it waited in the queue) or gone.
+        """
+        claimed = False
+
+        def change(record: dict[str, Any]) -> dict[str, Any] | None:
+            nonlocal claimed
+            if record["status"] not in (JobStatus.QUEUED, JobStatus.RUNNING):
+                return None
+            claimed = True
+            record["status"] = JobStatus.RUNNING.value
+            record["started_at"] = record.get("started_at") or utc_now_iso()
+            record["worker"] = {"hostname": hostname, "pid": int(pid)}
+            record["deliveries"] = int(record.get("deliveries") or 0) + 1
+            return record
+
+        try:
+            self._transition(job_id, change)
+        except NotFound:
+            return False
+        return claimed
+
+    def set_progress(self, job_id: str, progress: dict[str, Any]) -> bool:
+        """Replace ``progress`` while the job runs; ignored (False) once the job is terminal."""
+        return self._update_while_running(job_id, lambda record: record.__setitem__("progress", progress))
+
+    def add_preview(self, job_id: str, key: str) -> bool:
+        """Append a preview key (once) while the job runs."""
+
+        def change(record: dict[str, Any]) -> None:
+            previews = record.setdefault("previews", [])
+            if key not in previews:
+                previews.append(key)
+
+        return self._update_while_running(job_id, change)
+
+    def finish(
+        self,
+        job_id: str,
+        status: str | JobStatus,
+        *,
+        result: dict[str, Any] | None = None,
+        error: dict[str, Any] | None = None,
+        metrics: dict[str, Any] | None = None,
+    ) -> bool:
+        """Move a job to a terminal status. Returns False (and changes nothing) if it already was terminal, so a
+        duplicate delivery cannot overwrite a finished job."""
+        status = JobStatus(status)
+        if not is_terminal(status):
+            raise ValueError(f"finish() needs a terminal status, got {status.value!r}")
+        finished = False
+
+        def change(record: dict[str, Any]) -> dict[str, Any] | None:
+            nonlocal finished
+            if is_terminal(record["status"]):
+                return None
+            finished = True
+            record.update(status=status.value, finished_at=utc_now_iso(), result=result, error=error)
+            if metrics is not None:
+                record["metrics"] = metrics
+            return record
+
+        self._transition(job_id, change)
+        return finished
+
+    def request_cancel(self, job_id: str) -> dict[str, Any]:
+        """Cancel: a queued job becomes ``canceled`` at once (it will never run: the worker's ``mark_running``
+        refuses it); a running job gets ``cancel_requested`` and the worker stops at its next progress report;
+        a terminal job is left as it is. Returns the record after the change."""
+
+        def change(record: dict[str, Any]) -> dict[str, Any] | None:
+            if record["status"] == JobStatus.QUEUED:
+                record.update(status=JobStatus.CANCELED.value, finished_at=utc_now_iso(), cancel_requested=True)
+                return record
+            if record["status"] == JobStatus.RUNNING and not record.get("cancel_requested"):
+                record["cancel_requested"] = True
+                return record
+            return None
+
+        return self._transition(job_id, change)
+
+    # --- leases ----------------------------------------------------------------------------------------------
+
+    @_redis_errors
+    def acquire_lease(self, job_id: str, owner: str, ttl_s: float) -> bool:
+        """Take the job's lease for ``ttl_s`` seconds unless someone else holds it (re-acquiring our own is OK)."""
+        key = lease_key(job_id)
+        if self.redis.set(key, owner, nx=True, px=int(ttl_s * 1000)):
+            return True
+        return self.renew_lease(job_id, owner, ttl_s)
+
+    @_redis_errors
+    def renew_lease(self, job_id: str, owner: str, ttl_s: float) -> bool:
+        """Extend our lease; False if it expired and someone else took it."""
+        return bool(self.redis.eval(_RENEW_LEASE_LUA, 1, lease_key(job_id), owner, int(ttl_s * 1000)))
+
+    @_redis_errors
+    def release_lease(self, job_id: str, owner: str) -> None:
+        self.redis.eval(_RELEASE_LEASE_LUA, 1, lease_key(job_id), owner)
+
+    # --- internals -------------------------------------------------------------------------------------------
+
+    def _update_while_running(self, job_id: str, mutate: Callable[[dict[str, Any]], None]) -> bool:
+        changed = False
+
+        def change(record: dict[str, Any]) -> dict[str, Any] | None:
+            nonlocal changed
+            if record["status"] != JobStatus.RUNNING:
+                return None
+            mutate(record)
+            changed = True
+            return record
+
+        try:
+            self._transition(job_id, change)
+        except NotFound:
+            return False
+        return changed
+
+    @_redis_errors
+    def _transition(
+        self, job_id: str, change: Callable[[dict[str, Any]], dict[str, Any] | None]
+    ) -> dict[str, Any]:
+        """Apply ``change`` to the record under WATCH/MULTI, retrying if another client wrote it meanwhile.
+        ``change`` returns the new record, or None to leave it unchanged. Keeps the status indexes in step."""
+        key = job_key(job_id)
+        with self.redis.pipeline() as pipe:
+            while True:
+                try:
+                    pipe.watch(key)
+                    raw = pipe.get(key)
+                    if raw is None:
+                        raise NotFound("job_not_found", f"no job with id {job_id!r}", field="id")
+                    record = json.loads(raw)
+                    old_status = record["status"]
+                    new_record = change(record)
+                    if new_record is None:
+                        pipe.unwatch()
+                        return json.loads(raw)
+                    pipe.multi()
+                    pipe.set(key, json.dumps(new_record))
+                    if new_record["status"] != old_status:
+                        score = _score(new_record)
+                        pipe.zrem(status_index_key(old_status), job_id)
+                        pipe.zadd(status_index_key(new_record["status"]), {job_id: score})
+                    pipe.execute()
+                    return new_record
+                except redis.WatchError:
+                    continue
+
+
+_RENEW_LEASE_LUA = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0
+"""
+
+_RELEASE_LEASE_LUA = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
+
+
+def _score(record: dict[str, Any]) -> float:
+    return parse_iso(record["created_at"]).timestamp()
+
+
+def _strs(values: list[Any]) -> list[str]:
+    return [value.decode() if isinstance(value, bytes) else str(value) for value in values]
+
+
+def _encode_cursor(score: float | None, job_id: str) -> str | None:
+    if score is None:
+        return None
+    return base64.urlsafe_b64encode(f"{score!r}|{job_id}".encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> tuple[float, str]:
+    try:
+        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        score_text, job_id = text.split("|", 1)
+        score = float(score_text)
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise BadRequest("bad_cursor", f"cursor={cursor!r} is not allowed; pass the next_cursor of a previous page",
+                         field="cursor") from None
+    if not job_id:
+        raise BadRequest("bad_cursor", f"cursor={cursor!r} is not allowed; pass the next_cursor of a previous page",
+                         field="cursor")
+    return score, job_id

@@ -1,0 +1,129 @@
+"""Service settings: one typed, frozen object read from ``ATELIER_*`` environment variables.
+
+Every process (API, worker, ``atelier dev``) builds its settings with ``Settings.from_env()``; tests build them from
+a plain dict. A bad value raises ``SettingsError`` naming the variable, the value and what is allowed, so a
+misconfigured deployment fails at start-up rather than on the first job.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from shared.errors import AtelierError
+
+PREFIX = "ATELIER_"
+MIB = 1024 * 1024
+
+
+class SettingsError(AtelierError):
+    """An ``ATELIER_*`` variable has a value we cannot use."""
+
+    http_status = 500
+    default_code = "invalid_setting"
+
+
+def default_storage_url() -> str:
+    """``file://`` + ``./var/storage`` made absolute (relative to the current directory at start-up)."""
+    return "file://" + str(Path("var/storage").resolve())
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Configuration of the service. Field names carry units; env names are ``ATELIER_`` + upper-case name."""
+
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    storage: str = ""  # "file:///abs/path" or "s3://bucket"; "" means default_storage_url()
+    s3_endpoint_url: str | None = None  # None: AWS itself; credentials come from the standard AWS_* variables
+    max_upload_bytes: int = 20 * MIB
+    max_image_pixels: int = 40_000_000  # checked from the image header, before decoding
+    job_time_limit_s: int = 3600
+    visibility_timeout_s: int = 0  # 0 means 2 * job_time_limit_s + 600 (must exceed the longest job: BRIEF §4)
+    max_deliveries: int = 3
+    presign_ttl_s: int = 300
+    progress_min_interval_s: float = 0.5  # the worker writes progress at most this often
+    preview_every: int = 50  # store a preview image every N iterations (0: never)
+    weights_dir: str | None = None
+
+    def __post_init__(self) -> None:
+        if not self.storage:
+            object.__setattr__(self, "storage", default_storage_url())
+        if not self.visibility_timeout_s:
+            object.__setattr__(self, "visibility_timeout_s", 2 * self.job_time_limit_s + 600)
+        _check_storage_url(self.storage)
+        if not self.redis_url.startswith(("redis://", "rediss://", "unix://")):
+            raise SettingsError(
+                message=f"ATELIER_REDIS_URL={self.redis_url!r} is not allowed; expected redis://host:port/db",
+                field="ATELIER_REDIS_URL",
+            )
+        if self.visibility_timeout_s <= self.job_time_limit_s:
+            raise SettingsError(
+                message=(
+                    f"ATELIER_VISIBILITY_TIMEOUT_S={self.visibility_timeout_s} must exceed "
+                    f"ATELIER_JOB_TIME_LIMIT_S={self.job_time_limit_s}, or long jobs are delivered twice"
+                ),
+                field="ATELIER_VISIBILITY_TIMEOUT_S",
+            )
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Read every ``ATELIER_*`` variable that is set; unset or empty ones keep their defaults."""
+        environ = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for name, (kind, minimum) in _FIELDS.items():
+            env_name = PREFIX + name.upper()
+            raw = environ.get(env_name, "").strip()
+            if raw:
+                values[name] = _parse(env_name, raw, kind, minimum)
+        return cls(**values)
+
+    @property
+    def storage_is_s3(self) -> bool:
+        return self.storage.startswith("s3://")
+
+    def replace(self, **changes: Any) -> Settings:
+        return replace(self, **changes)
+
+
+# field -> (type, minimum); the type drives parsing of the environment string.
+_FIELDS: dict[str, tuple[type, float | None]] = {
+    "redis_url": (str, None),
+    "storage": (str, None),
+    "s3_endpoint_url": (str, None),
+    "max_upload_bytes": (int, 1),
+    "max_image_pixels": (int, 1),
+    "job_time_limit_s": (int, 1),
+    "visibility_timeout_s": (int, 1),
+    "max_deliveries": (int, 1),
+    "presign_ttl_s": (int, 1),
+    "progress_min_interval_s": (float, 0),
+    "preview_every": (int, 0),
+    "weights_dir": (str, None),
+}
+
+
+def _parse(env_name: str, raw: str, kind: type, minimum: float | None) -> Any:
+    if kind is str:
+        return raw
+    try:
+        value = kind(raw)
+    except ValueError:
+        expected = "an integer" if kind is int else "a number"
+        raise SettingsError(message=f"{env_name}={raw!r} is not allowed; expected {expected}", field=env_name) from None
+    if minimum is not None and value < minimum:
+        raise SettingsError(message=f"{env_name}={raw!r} is not allowed; expected at least {minimum:g}", field=env_name)
+    return value
+
+
+def _check_storage_url(url: str) -> None:
+    if url.startswith("file://") and Path(url[len("file://") :]).is_absolute():
+        return
+    if url.startswith("s3://") and url[len("s3://") :].strip("/") and "/" not in url[len("s3://") :].strip("/"):
+        return
+    raise SettingsError(
+        message=f"ATELIER_STORAGE={url!r} is not allowed; expected file:///absolute/path or s3://bucket",
+        field="ATELIER_STORAGE",
+    )

@@ -1,0 +1,14 @@
+"""Task names and queues: the only thing the API and the worker must agree on to talk through Celery.
+
+The API sends tasks by name (``send_task``) so it never imports worker code. A message carries ``(job_id,)`` only;
+the worker reads everything else (params, input keys) from the job record.
+"""
+
+from __future__ import annotations
+
+STYLIZE_TASK = "atelier.stylize"
+
+# Separate queues instead of Redis-emulated priorities (BRIEF §4): workers consume interactive first.
+INTERACTIVE_QUEUE = "interactive"
+BULK_QUEUE = "bulk"
+QUEUES: tuple[str, ...] = (INTERACTIVE_QUEUE, BULK_QUEUE)
