@@ -1,0 +1,202 @@
+"""The job runner: read the record, fetch inputs, call the engine, store outputs, update the record.
+
+It is deliberately free of Celery so it can be tested with a real Redis and storage and a stand-in engine; the
+Celery task in ``worker/tasks.py`` is a few lines around ``JobRunner.run``.
+
+What makes a run safe to repeat (late acks redeliver messages, BRIEF §4):
+
+- outputs go to deterministic keys (``results/<job_id>/...``), so a second run overwrites rather than duplicates;
+- a terminal job is skipped, and ``registry.finish`` refuses to overwrite a terminal status;
+- the job's lease (``worker/lease.py``) keeps two deliveries from running at the same time;
+- ``mark_running`` counts deliveries; a job whose worker keeps dying (a picture that runs the GPU out of memory and
+  gets the process killed) fails with ``worker_lost`` after ``max_deliveries`` starts instead of looping forever.
+
+Errors become ``failed`` with the error's stable ``code`` and a readable ``message``; the traceback goes to the worker
+log only, never into the record.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from shared.errors import AtelierError, Unavailable
+from shared.images import encode_png, load_rgb
+from shared.jobs import JobStatus, is_terminal, metrics_key, parse_iso, result_key
+from shared.params import StyleParams
+from shared.settings import Settings
+from worker.lease import LEASE_TTL_S, JobLease
+from worker.progress import ProgressReporter
+
+log = logging.getLogger(__name__)
+
+# Outcomes of JobRunner.run besides the terminal statuses.
+SKIPPED = "skipped"  # missing, already terminal, or canceled before it started
+LEFT_TO_OTHER = "left_to_other_worker"  # a live worker holds the lease (duplicate delivery)
+LEASE_LOST = "lease_lost"  # we stopped because another delivery took the job over
+
+
+def _engine_stylize(*args: Any, **kwargs: Any) -> Any:
+    # Imported on first use: TensorFlow must load in the process that runs the job, never before a fork.
+    from worker.engine import stylize
+
+    return stylize(*args, **kwargs)
+
+
+@dataclass(frozen=True)
+class WorkerIdentity:
+    hostname: str
+    pid: int
+
+    @property
+    def owner(self) -> str:
+        return f"{self.hostname}:{self.pid}"
+
+
+class JobRunner:
+    """Runs jobs for one worker process. ``stylize`` is the engine entry point (injectable for tests)."""
+
+    def __init__(
+        self,
+        registry: Any,
+        storage: Any,
+        settings: Settings,
+        identity: WorkerIdentity,
+        *,
+        stylize: Callable[..., Any] = _engine_stylize,
+        lease_ttl_s: float = LEASE_TTL_S,
+    ) -> None:
+        self.registry = registry
+        self.storage = storage
+        self.settings = settings
+        self.identity = identity
+        self.stylize = stylize
+        self.lease_ttl_s = lease_ttl_s
+
+    def run(self, job_id: str) -> str:
+        """Run one delivery of ``job_id``; returns the job's final status or one of the outcomes above.
+
+        Raises only ``Unavailable`` when Redis itself is down, so that nothing can be recorded; every other error
+        ends the job as ``failed``.
+        """
+        record = self.registry.get(job_id)
+        if record is None:
+            log.warning("job %s: no record (deleted?); dropping the message", job_id)
+            return SKIPPED
+        if is_terminal(record["status"]):
+            log.info("job %s is already %s; nothing to do", job_id, record["status"])
+            return SKIPPED
+        lease = JobLease(self.registry, job_id, owner=self.identity.owner, ttl_s=self.lease_ttl_s)
+        if not lease.claim():
+            log.warning("job %s is being run by a live worker (its lease keeps being renewed); leaving it", job_id)
+            return LEFT_TO_OTHER
+        with lease.held():
+            return self._run_claimed(job_id, lease)
+
+    # --- one claimed run ------------------------------------------------------------------------------------
+
+    def _run_claimed(self, job_id: str, lease: JobLease) -> str:
+        task_started_s = time.monotonic()
+        if not self.registry.mark_running(job_id, self.identity.hostname, self.identity.pid):
+            log.info("job %s was canceled or finished before it started", job_id)
+            return SKIPPED
+        record = self.registry.get(job_id) or {}
+        deliveries = int(record.get("deliveries") or 0)
+        if deliveries > self.settings.max_deliveries:
+            return self._fail(job_id, "worker_lost",
+                              f"the job was started {deliveries} times and its worker was lost each time (killed or "
+                              f"out of memory?); giving up after {self.settings.max_deliveries} attempts")
+        if record.get("cancel_requested"):
+            return self._finish_canceled(job_id, None)
+        try:
+            return self._stylize_and_store(job_id, record, lease, task_started_s)
+        except Unavailable as exc:
+            # Storage down (or Redis, in which case this _fail raises too and the task errors out in the log).
+            log.exception("job %s failed: %s", job_id, exc.code)
+            return self._fail(job_id, exc.code, exc.message)
+        except Exception as exc:  # the job fails; the worker lives on for the next one
+            code, message = describe_failure(exc)
+            log.exception("job %s failed: %s", job_id, code)
+            return self._fail(job_id, code, message)
+
+    def _stylize_and_store(self, job_id: str, record: dict[str, Any], lease: JobLease, task_started_s: float) -> str:
+        inputs = record["inputs"]
+        storage_s = 0.0
+        t0 = time.monotonic()
+        content = load_rgb(self.storage.get(inputs["content"]), field="content")
+        styles = [load_rgb(self.storage.get(key), field="style") for key in inputs["styles"]]
+        storage_s += time.monotonic() - t0
+        params = StyleParams.from_mapping(record["params"]).with_styles(len(styles))
+
+        reporter = ProgressReporter(
+            self.registry, self.storage, job_id,
+            min_interval_s=self.settings.progress_min_interval_s,
+            preview_every=self.settings.preview_every,
+            lease_lost=lease.lost,
+        )
+        engine_started_s = time.monotonic()
+        result = self.stylize(content, styles, params, on_progress=reporter)
+        engine_wall_s = time.monotonic() - engine_started_s
+
+        if reporter.stop_reason == "lease_lost" or lease.lost.is_set():
+            log.error("job %s: lease lost mid-run; another delivery owns it now, discarding this run", job_id)
+            return LEASE_LOST
+        if result.cancelled:
+            return self._finish_canceled(job_id, result.metrics)
+
+        t0 = time.monotonic()
+        height, width = int(result.image.shape[0]), int(result.image.shape[1])
+        self.storage.put(result_key(job_id), encode_png(result.image), content_type="image/png")
+        metrics = dict(result.metrics)
+        metrics["queue_wait_s"] = _queue_wait_s(record)
+        metrics["engine_wall_s"] = round(engine_wall_s, 3)
+        metrics["storage_s"] = round(storage_s + time.monotonic() - t0, 3)
+        metrics["deliveries"] = int(record.get("deliveries") or 1)
+        metrics["previews_stored"] = len(reporter.previews)
+        # Everything this task spent beyond the engine call: record reads/writes, decoding, storage, PNG encoding.
+        metrics["worker_overhead_s"] = round(time.monotonic() - task_started_s - engine_wall_s, 3)
+        self.storage.put(metrics_key(job_id), json.dumps(metrics, indent=2).encode(), content_type="application/json")
+        self.registry.finish(
+            job_id, JobStatus.SUCCEEDED,
+            result={"key": result_key(job_id), "width": width, "height": height},
+            metrics=metrics,
+        )
+        log.info("job %s succeeded: %dx%d in %.1f s (engine %.1f s)", job_id, width, height,
+                 time.monotonic() - task_started_s, engine_wall_s)
+        return JobStatus.SUCCEEDED.value
+
+    # --- endings ----------------------------------------------------------------------------------------------
+
+    def _finish_canceled(self, job_id: str, metrics: dict[str, Any] | None) -> str:
+        self.registry.finish(job_id, JobStatus.CANCELED,
+                             error={"code": "canceled", "message": "the job was canceled at the client's request"},
+                             metrics=metrics)
+        log.info("job %s canceled", job_id)
+        return JobStatus.CANCELED.value
+
+    def _fail(self, job_id: str, code: str, message: str) -> str:
+        self.registry.finish(job_id, JobStatus.FAILED, error={"code": code, "message": message})
+        return JobStatus.FAILED.value
+
+
+def describe_failure(exc: BaseException) -> tuple[str, str]:
+    """A stable code and a message for people (no traceback) for an exception raised while running a job."""
+    if isinstance(exc, AtelierError):
+        return exc.code, exc.message
+    name = type(exc).__name__
+    if name == "SoftTimeLimitExceeded":  # Celery's soft time limit; matched by name to keep Celery out of here
+        return "time_limit_exceeded", "the job ran past ATELIER_JOB_TIME_LIMIT_S and was stopped"
+    if isinstance(exc, MemoryError) or name == "ResourceExhaustedError":
+        return "out_of_memory", f"the worker ran out of memory ({name}); try a smaller size"
+    return "internal_error", f"the worker failed with {name}; the worker log has the details"
+
+
+def _queue_wait_s(record: dict[str, Any]) -> float | None:
+    try:
+        return round((parse_iso(record["started_at"]) - parse_iso(record["created_at"])).total_seconds(), 3)
+    except (KeyError, TypeError, ValueError):
+        return None
