@@ -1,0 +1,41 @@
+"""The Flask application factory.
+
+``create_app()`` reads ``Settings.from_env()``; tests pass settings and, where they test one layer, their own
+registry, storage or queue. The API never imports TensorFlow or worker code: it sends tasks by name.
+"""
+
+from __future__ import annotations
+
+from flask import Flask
+
+from api.blueprints import docs, health, jobs
+from api.context import EXTENSION_NAME, ApiContext
+from api.errors import register_error_handlers
+from services.queue import JobQueue
+from services.registry import JobRegistry
+from services.storage import Storage, open_storage
+from shared.settings import Settings
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    registry: JobRegistry | None = None,
+    storage: Storage | None = None,
+    queue: JobQueue | None = None,
+) -> Flask:
+    settings = settings or Settings.from_env()
+    app = Flask(__name__, static_folder=None)  # no static files: every route is in the OpenAPI document
+    # Werkzeug refuses larger bodies with 413 before reading them (mapped to JSON in api.errors).
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_upload_bytes
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    app.extensions[EXTENSION_NAME] = ApiContext(
+        settings=settings,
+        registry=registry or JobRegistry.from_url(settings.redis_url),
+        storage=storage or open_storage(settings),
+        queue=queue or JobQueue(settings),
+    )
+    register_error_handlers(app)
+    for blueprint in (jobs.bp, health.bp, docs.bp):
+        app.register_blueprint(blueprint)
+    return app

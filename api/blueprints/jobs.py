@@ -1,0 +1,105 @@
+"""``/v1/jobs``: submit, inspect, list, cancel, and fetch results and previews."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, Response, redirect, request, stream_with_context
+
+from api.context import api_context
+from api.presenter import job_url, present_job
+from api.submission import submit_job
+from api.validation import parse_job_request
+from services.registry import MAX_LIST_LIMIT
+from shared.errors import BadRequest, NotFound, NotReady
+from shared.jobs import JobStatus, preview_key
+
+bp = Blueprint("jobs", __name__, url_prefix="/v1/jobs")
+
+DEFAULT_LIST_LIMIT = 20
+
+
+@bp.post("")
+def create_job() -> tuple[dict[str, Any], int, dict[str, str]]:
+    ctx = api_context()
+    job_request = parse_job_request(request, max_pixels=ctx.settings.max_image_pixels)
+    record = submit_job(ctx, job_request)
+    return present_job(record), 202, {"Location": job_url(record["id"])}
+
+
+@bp.get("")
+def list_jobs() -> dict[str, Any]:
+    limit = _int_arg("limit", DEFAULT_LIST_LIMIT, 1, MAX_LIST_LIMIT)
+    records, next_cursor = api_context().registry.list(
+        status=request.args.get("status") or None, limit=limit, cursor=request.args.get("cursor") or None
+    )
+    return {"jobs": [present_job(record) for record in records], "next_cursor": next_cursor}
+
+
+@bp.get("/<job_id>")
+def get_job(job_id: str) -> dict[str, Any]:
+    return present_job(api_context().registry.require(job_id))
+
+
+@bp.post("/<job_id>/cancel")
+def cancel_job(job_id: str) -> tuple[dict[str, Any], int]:
+    """Queued: canceled now (202 is not needed, the state is final: 200). Running: the worker stops at its next
+    progress report; answers 202 with ``cancel_requested`` true. Terminal: unchanged, 200."""
+    record = api_context().registry.request_cancel(job_id)
+    status = 202 if record["status"] == JobStatus.RUNNING else 200
+    return present_job(record), status
+
+
+@bp.get("/<job_id>/result")
+def get_result(job_id: str) -> Response:
+    ctx = api_context()
+    record = ctx.registry.require(job_id)
+    if record["status"] != JobStatus.SUCCEEDED or not record.get("result"):
+        raise _not_ready(record)
+    return _serve_png(record["result"]["key"], f"{job_id}.png")
+
+
+@bp.get("/<job_id>/previews/<int:iteration>")
+def get_preview(job_id: str, iteration: int) -> Response:
+    ctx = api_context()
+    record = ctx.registry.require(job_id)
+    key = preview_key(job_id, iteration)
+    if key not in (record.get("previews") or []):
+        raise NotFound("preview_not_found", f"job {job_id} has no preview at iteration {iteration}; "
+                       "see the job's 'previews' for the available ones", field="iteration")
+    return _serve_png(key, f"{job_id}-{iteration:06d}.png")
+
+
+def _serve_png(key: str, filename: str) -> Response:
+    """Redirect to a presigned URL where storage has them (S3), else stream the bytes through the API."""
+    ctx = api_context()
+    url = ctx.storage.presigned_url(key, ctx.settings.presign_ttl_s)
+    if url:
+        return redirect(url, code=302)
+    chunks = ctx.storage.open_stream(key)  # raises NotFound before the response starts
+    response = Response(stream_with_context(chunks), mimetype="image/png")
+    response.headers["Content-Disposition"] = f'inline; filename="{filename}"'
+    return response
+
+
+def _not_ready(record: dict[str, Any]) -> NotReady:
+    status = record["status"]
+    if status in (JobStatus.QUEUED, JobStatus.RUNNING):
+        return NotReady("not_ready", f"job {record['id']} is {status}; the result is available once it has "
+                        "succeeded")
+    reason = f": {record['error']['message']}" if record.get("error") else ""
+    return NotReady("no_result", f"job {record['id']} is {status} and has no result{reason}")
+
+
+def _int_arg(name: str, default: int, minimum: int, maximum: int) -> int:
+    raw = request.args.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        value = None
+    if value is None or not minimum <= value <= maximum:
+        raise BadRequest(f"bad_{name}", f"{name}={raw!r} is not allowed; expected an integer from {minimum} to "
+                         f"{maximum}", field=name)
+    return value
