@@ -1,0 +1,30 @@
+"""The stylization engine: pure computation, arrays in, arrays and metrics out.
+
+    from worker.engine import stylize, Progress, StyleResult
+    result = stylize(content, styles, params, on_progress=None, *, style_targets=None)
+
+- ``content``: uint8 RGB ``(H, W, 3)``, any aspect ratio; ``styles``: a list of such arrays; ``params``:
+  ``shared.params.StyleParams``.
+- ``on_progress(Progress) -> bool | None`` is called every ``params.progress_every`` iterations and once at the
+  end; returning True cancels (the engine stops at once and ``result.cancelled`` is True).
+- ``result.image`` is uint8 with long side ``params.size``; ``result.metrics`` is JSON-serialisable.
+- ``compute_style_targets(styles, params)`` gives ``StyleTargets`` (``.to_bytes()`` / ``StyleTargets.from_bytes``)
+  to pass as ``style_targets=`` so a batch computes style Grams once.
+- ``floor_step_fn(params, (h, w))`` is one forward+backward pass of the same backbone, for the benchmark.
+
+No Redis, boto3, Celery, Flask or file paths here (a test checks the imports). TensorFlow is imported only by
+``backend_tf``; the losses are ``keras.ops``.
+"""
+
+from worker.engine.engine import Progress, StyleResult, compute_style_targets, floor_step_fn, resolve_precision, stylize
+from worker.engine.targets import StyleTargets
+
+__all__ = [
+    "Progress",
+    "StyleResult",
+    "StyleTargets",
+    "compute_style_targets",
+    "floor_step_fn",
+    "resolve_precision",
+    "stylize",
+]

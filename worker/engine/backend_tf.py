@@ -1,0 +1,151 @@
+"""The TensorFlow-specific part of the engine: traced loss-and-gradient and forward-only feature functions.
+
+Everything backend-specific lives here (``tf.function``, ``tf.GradientTape``); the losses themselves are
+``keras.ops`` in ``losses.py``. A JAX backend would provide the same three factories with ``jax.jit`` and
+``jax.value_and_grad``.
+
+Retracing: one ``tf.function`` per (feature extractor, content/style layer indices). Targets and weights are passed
+as tensor *arguments*, not captured constants, so a second job with the same image size reuses the traced graph
+(``tracing_count`` lets tests check that); a new size traces once more.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import tensorflow as tf
+
+from worker.engine import losses
+
+_lock = threading.Lock()
+_step_fns: dict[tuple, tf.types.experimental.PolymorphicFunction] = {}
+_feature_fns: dict[tuple, tf.types.experimental.PolymorphicFunction] = {}
+_floor_fns: dict[tuple, tf.types.experimental.PolymorphicFunction] = {}
+
+
+def _as_list(outputs) -> list:
+    return list(outputs) if isinstance(outputs, (list, tuple)) else [outputs]
+
+
+def features_fn(extractor, preprocess: Callable) -> Callable[[np.ndarray], list[np.ndarray]]:
+    """Forward pass only: float32 RGB 0-255 ``(H, W, 3)`` -> float32 feature maps of every extractor output."""
+    key = (id(extractor),)
+    with _lock:
+        if key not in _feature_fns:
+
+            @tf.function(reduce_retracing=True)
+            def forward(image):
+                outputs = _as_list(extractor(preprocess(image[None]), training=False))
+                return [tf.cast(out, tf.float32) for out in outputs]
+
+            _feature_fns[key] = forward
+    fn = _feature_fns[key]
+    return lambda image: [out.numpy() for out in fn(tf.convert_to_tensor(image, tf.float32))]
+
+
+def gram_fn(features: np.ndarray) -> np.ndarray:
+    return losses.gram_matrix(tf.convert_to_tensor(features)).numpy()
+
+
+class Objective:
+    """Loss and gradient of one job at one image size.
+
+    ``__call__(image float32 (H, W, 3))`` returns ``(losses float64[4] = content, style, tv, total;
+    gradient float32 (H, W, 3))``. One call is one forward and one backward pass of the backbone.
+    """
+
+    def __init__(
+        self,
+        extractor,
+        preprocess: Callable,
+        content_index: Sequence[int],
+        style_index: Sequence[int],
+        content_targets: Sequence[np.ndarray],
+        style_grams: Sequence[np.ndarray],
+        content_layer_weights: Sequence[float],
+        style_layer_weights: Sequence[float],
+        loss_weights: Sequence[float],
+    ) -> None:
+        key = (id(extractor), tuple(content_index), tuple(style_index))
+        with _lock:
+            if key not in _step_fns:
+                _step_fns[key] = _make_step(extractor, preprocess, tuple(content_index), tuple(style_index))
+        self.step = _step_fns[key]
+        # Converted once per job: every iteration then passes the same tensors (no host-to-device copies).
+        self._args = (
+            [tf.constant(t, tf.float32) for t in content_targets],
+            [tf.constant(g, tf.float32) for g in style_grams],
+            tf.constant(content_layer_weights, tf.float32),
+            tf.constant(style_layer_weights, tf.float32),
+            tf.constant(loss_weights, tf.float32),
+        )
+
+    def __call__(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        terms, grad = self.step(tf.convert_to_tensor(image, tf.float32), *self._args)
+        return terms.numpy().astype(np.float64), grad.numpy()
+
+
+def _make_step(extractor, preprocess, content_index, style_index):
+    @tf.function
+    def step(image, content_targets, style_grams, content_lw, style_lw, loss_w):
+        with tf.GradientTape() as tape:
+            tape.watch(image)
+            outputs = _as_list(extractor(preprocess(image[None]), training=False))
+            content_terms = [
+                losses.content_loss(outputs[i], t) for i, t in zip(content_index, content_targets, strict=True)
+            ]
+            style_terms = [losses.style_loss(outputs[i], g) for i, g in zip(style_index, style_grams, strict=True)]
+            tv = losses.total_variation_loss(image)
+            content, style, tv, total = losses.weighted_total(
+                content_terms, style_terms, tv, content_lw, style_lw, loss_w
+            )
+        grad = tape.gradient(total, image)
+        return tf.stack([content, style, tv, total]), grad
+
+    return step
+
+
+def floor_fn(extractor, preprocess: Callable) -> Callable[[np.ndarray], np.ndarray]:
+    """One forward and one backward pass of the extractor (to its deepest output) with a trivial loss: the floor
+    that an engine iteration is timed against. Same network, precision and preprocessing as ``Objective``."""
+    key = (id(extractor),)
+    with _lock:
+        if key not in _floor_fns:
+
+            @tf.function
+            def floor(image):
+                with tf.GradientTape() as tape:
+                    tape.watch(image)
+                    outputs = _as_list(extractor(preprocess(image[None]), training=False))
+                    loss = tf.add_n([tf.reduce_sum(tf.cast(out, tf.float32)) for out in outputs])
+                return tape.gradient(loss, image)
+
+            _floor_fns[key] = floor
+    fn = _floor_fns[key]
+    return lambda image: fn(tf.convert_to_tensor(image, tf.float32)).numpy()
+
+
+def tracing_counts() -> dict[str, int]:
+    """How often each cached function has been traced (tests use it to prove we do not retrace per job)."""
+    return {
+        "step": sum(fn.experimental_get_tracing_count() for fn in _step_fns.values()),
+        "features": sum(fn.experimental_get_tracing_count() for fn in _feature_fns.values()),
+        "floor": sum(fn.experimental_get_tracing_count() for fn in _floor_fns.values()),
+    }
+
+
+def bfloat16_is_fast() -> bool:
+    """True where bfloat16 matmuls have hardware support: a GPU of compute capability 8.0+ (Ampere and later), or
+    a CPU with AMX-BF16 / AVX512-BF16 (oneDNN uses them). Elsewhere bfloat16 is emulated and slower than float32."""
+    for gpu in tf.config.list_physical_devices("GPU"):
+        capability = tf.config.experimental.get_device_details(gpu).get("compute_capability", (0, 0))
+        if tuple(capability) >= (8, 0):
+            return True
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as cpuinfo:
+            flags = cpuinfo.read()
+    except OSError:
+        return False
+    return "amx_bf16" in flags or "avx512_bf16" in flags

@@ -1,0 +1,270 @@
+"""``stylize``: Gatys et al. optimisation of the output pixels against content, style and total-variation losses.
+
+The flow of one call: check inputs -> pick precision -> get the (cached) backbone and its truncated feature
+extractor -> prepare the images (size, colour mode) -> content features and style Grams (or reuse given style
+targets) -> initial image -> optimise with progress and cancel -> back to uint8 -> metrics.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from shared.errors import EngineError, ParamError
+from shared.params import StyleParams
+from worker.engine import backbones, color, images, optimizers
+from worker.engine import backend_tf as backend
+from worker.engine.targets import StyleTargets, targets_key
+
+LOSS_NAMES = ("content", "style", "tv", "total")
+# Standard deviation of the "noise" init in 0-255 pixel units, around mid-grey: enough variety for the style to
+# grow from, small enough that no pixel starts far outside the valid range.
+NOISE_INIT_STD = 48.0
+
+
+@dataclass
+class Progress:
+    """What the engine reports every ``progress_every`` iterations (and at the end)."""
+
+    iteration: int
+    iterations: int
+    losses: dict[str, float]
+    elapsed_s: float
+    _preview: Callable[[], np.ndarray] = field(repr=False, default=lambda: np.zeros((1, 1, 3), np.uint8))
+
+    def preview(self) -> np.ndarray:
+        """The current image as uint8 (H, W, 3); computed only when asked for."""
+        return self._preview()
+
+
+@dataclass
+class StyleResult:
+    image: np.ndarray  # uint8 (H, W, 3), long side == params.size
+    metrics: dict[str, Any]
+    cancelled: bool
+
+
+def resolve_precision(requested: str) -> str:
+    """'auto' is bfloat16 where the hardware runs it fast, float32 elsewhere."""
+    if requested == "auto":
+        return "bfloat16" if backend.bfloat16_is_fast() else "float32"
+    return requested
+
+
+@dataclass
+class _Job:
+    """Everything derived from the inputs and params before optimisation starts."""
+
+    params: StyleParams
+    precision: str
+    backbone: backbones.Backbone
+    backbone_cached: bool
+    content_layers: tuple[tuple[str, float], ...]
+    style_layers: tuple[tuple[str, float], ...]
+    extractor: Any
+    layer_order: tuple[str, ...]
+    content_rgb: np.ndarray  # float32 0-255 at output size (original colours, used to recombine luminance)
+    content_input: np.ndarray  # what the network sees as content (grey for luminance)
+    styles_input: list[np.ndarray]
+
+
+def _prepare(content: np.ndarray, styles: list[np.ndarray], params: StyleParams) -> _Job:
+    content = images.check_image(content, "content")
+    if not isinstance(styles, (list, tuple)):
+        raise ParamError("bad_style_count", "styles must be a list of images", field="style")
+    params.with_styles(len(styles))
+    styles = [images.check_image(style, "style") for style in styles]
+    precision = resolve_precision(params.precision)
+    backbone, cached = backbones.get_backbone(params.backbone, params.pooling, precision)
+    content_layers = backbones.resolve_layers(backbone, params.content_layers, "content")
+    style_layers = backbones.resolve_layers(backbone, params.style_layers, "style")
+    # Extractor outputs in network order, each layer once (a layer may serve both losses).
+    used = {name for name, _w in content_layers + style_layers}
+    layer_order = tuple(name for name in backbone.layer_names if name in used)
+    extractor = backbones.feature_extractor(backbone, layer_order)
+
+    out_shape = images.scaled_shape(content.shape, params.size)
+    content_rgb = images.resize(content, out_shape)
+    # style_scale: the style image's long side relative to the output's (neural-style's -style_scale).
+    style_long_px = max(16, round(params.size * params.style_scale))
+    styles_rgb = [images.resize(s, images.scaled_shape(s.shape, style_long_px)) for s in styles]
+
+    if params.preserve_color == "luminance":
+        content_input = color.luminance_as_rgb(content_rgb)
+        styles_input = [color.match_luminance(color.luminance_as_rgb(s), content_input) for s in styles_rgb]
+    elif params.preserve_color == "histogram":
+        content_input = content_rgb
+        styles_input = [color.match_color_histogram(s, content_rgb) for s in styles_rgb]
+    else:
+        content_input, styles_input = content_rgb, styles_rgb
+    return _Job(
+        params,
+        precision,
+        backbone,
+        cached,
+        content_layers,
+        style_layers,
+        extractor,
+        layer_order,
+        content_rgb,
+        content_input,
+        styles_input,
+    )
+
+
+def _style_grams(job: _Job) -> tuple[np.ndarray, ...]:
+    """Blend the styles' Gram matrices with the blend weights (neural-style's multi-style blending)."""
+    forward = backend.features_fn(job.extractor, job.backbone.preprocess)
+    index = {name: i for i, name in enumerate(job.layer_order)}
+    blend = job.params.blend_weights(len(job.styles_input))
+    grams = [np.zeros(0, np.float32)] * len(job.style_layers)
+    for weight, style in zip(blend, job.styles_input, strict=True):
+        outputs = forward(style)
+        for i, (name, _w) in enumerate(job.style_layers):
+            gram = backend.gram_fn(outputs[index[name]]) * np.float32(weight)
+            grams[i] = gram if grams[i].size == 0 else grams[i] + gram
+    return tuple(grams)
+
+
+def compute_style_targets(
+    styles: list[np.ndarray], params: StyleParams, content: np.ndarray | None = None
+) -> StyleTargets:
+    """The blended style Grams for these styles and params, to pass to ``stylize(..., style_targets=)``.
+
+    With ``preserve_color`` luminance or histogram the style is adapted to the content first, so pass the content
+    too (targets computed without it are not reused for such jobs)."""
+    job = _prepare(content if content is not None else styles[0], styles, params)
+    return StyleTargets(_key(job, styles, content), _style_grams(job))
+
+
+def _key(job: _Job, styles: list[np.ndarray], content: np.ndarray | None) -> str:
+    return targets_key(job.params, job.precision, job.style_layers, list(styles), content)
+
+
+def _initial_image(job: _Job) -> np.ndarray:
+    init = job.params.init
+    if init == "content":
+        return job.content_input.copy()
+    if init == "style":
+        return images.resize(job.styles_input[0], job.content_input.shape[:2])
+    rng = np.random.default_rng(job.params.seed)
+    noise = rng.normal(127.5, NOISE_INIT_STD, size=job.content_input.shape)
+    return np.clip(noise, 0, 255).astype(np.float32)
+
+
+def _to_output(job: _Job, image: np.ndarray) -> np.ndarray:
+    if job.params.preserve_color == "luminance":
+        image = color.recombine_luminance(image, job.content_rgb)
+    return images.to_uint8(image)
+
+
+def _losses_dict(losses: np.ndarray) -> dict[str, float]:
+    return {name: float(value) for name, value in zip(LOSS_NAMES, losses, strict=True)}
+
+
+def stylize(
+    content: np.ndarray,
+    styles: list[np.ndarray],
+    params: StyleParams,
+    on_progress: Callable[[Progress], bool | None] | None = None,
+    *,
+    style_targets: StyleTargets | None = None,
+) -> StyleResult:
+    """Stylize ``content`` (uint8 RGB, any aspect ratio) with ``styles``; see the package docstring."""
+    started = time.perf_counter()
+    job = _prepare(content, styles, params)
+    targets_state = "computed"
+    if style_targets is not None and style_targets.key == _key(job, styles, content):
+        grams, targets_state = style_targets.grams, "reused"
+    else:
+        # Targets for other styles, size or layers would silently give the wrong style; recompute instead.
+        grams = _style_grams(job)
+
+    content_index = [job.layer_order.index(name) for name, _w in job.content_layers]
+    style_index = [job.layer_order.index(name) for name, _w in job.style_layers]
+    content_outputs = backend.features_fn(job.extractor, job.backbone.preprocess)(job.content_input)
+    objective = backend.Objective(
+        job.extractor,
+        job.backbone.preprocess,
+        content_index,
+        style_index,
+        [content_outputs[i] for i in content_index],
+        grams,
+        [w for _n, w in job.content_layers],
+        [w for _n, w in job.style_layers],
+        [params.content_weight, params.style_weight, params.tv_weight],
+    )
+
+    optimize_started = time.perf_counter()
+
+    def report(iteration: int, image: np.ndarray, losses: np.ndarray) -> bool:
+        if on_progress is None:
+            return False
+        progress = Progress(
+            iteration,
+            params.iterations,
+            _losses_dict(losses),
+            time.perf_counter() - started,
+            lambda: _to_output(job, image),
+        )
+        return bool(on_progress(progress))
+
+    tracker = optimizers.Tracker(
+        params.iterations, params.progress_every, report, params.early_stop_tol, params.early_stop_window
+    )
+    image0 = _initial_image(job)
+    if params.optimizer == "lbfgs":
+        optimizers.run_lbfgs(objective, image0, tracker)
+    else:
+        optimizers.run_adam(objective, image0, tracker, params.learning_rate)
+    optimize_s = time.perf_counter() - optimize_started
+    if tracker.best_image is None:
+        raise EngineError(
+            "engine_error", "the loss was not finite at any iteration; lower the weights or the learning_rate"
+        )
+    tracker.finish(tracker.best_image, tracker.best_losses)
+
+    output = _to_output(job, tracker.best_image)
+    seconds = time.perf_counter() - started
+    metrics = {
+        "backbone": params.backbone,
+        "weights": job.backbone.weights_label,
+        "precision": job.precision,
+        "size_px": [int(output.shape[0]), int(output.shape[1])],
+        "iterations": params.iterations,
+        "iterations_run": tracker.iteration,
+        "optimizer": params.optimizer,
+        "seconds": seconds,
+        "optimize_seconds": optimize_s,
+        "seconds_per_iteration": optimize_s / max(1, tracker.iteration),
+        "losses": {"initial": _losses_dict(tracker.initial_losses), "final": _losses_dict(tracker.best_losses)},
+        "total_variation": images.total_variation(output),
+        "stopped_early_at": tracker.stopped_early_at,
+        "cancelled": tracker.cancelled,
+        "backbone_build_s": job.backbone.build_s,
+        "backbone_cached": job.backbone_cached,
+        "style_targets": targets_state,
+        "content_layers": dict(job.content_layers),
+        "style_layers": dict(job.style_layers),
+    }
+    return StyleResult(output, metrics, tracker.cancelled)
+
+
+def floor_step_fn(params: StyleParams, shape: tuple[int, int]) -> Callable[[], np.ndarray]:
+    """A callable doing one forward and backward pass of the backbone, truncated at the deepest layer ``params``
+    use, on an image of ``shape`` (height, width), at the precision ``params`` resolve to. The bench times it as
+    the floor an engine iteration is compared with. The first call traces; time the later ones."""
+    precision = resolve_precision(params.precision)
+    backbone, _cached = backbones.get_backbone(params.backbone, params.pooling, precision)
+    content_layers = backbones.resolve_layers(backbone, params.content_layers, "content")
+    style_layers = backbones.resolve_layers(backbone, params.style_layers, "style")
+    used = {name for name, _w in content_layers + style_layers}
+    layer_order = tuple(name for name in backbone.layer_names if name in used)
+    extractor = backbones.feature_extractor(backbone, layer_order)
+    step = backend.floor_fn(extractor, backbone.preprocess)
+    image = np.random.default_rng(0).uniform(0, 255, size=(*shape, 3)).astype(np.float32)
+    return lambda: step(image)

@@ -1,0 +1,70 @@
+"""The three Gatys losses as small pure functions of tensors, written with ``keras.ops`` (any Keras backend).
+
+Every loss is a *mean*, so its size does not grow with the image: weights tuned at 256 px stay right at 1024 px.
+
+- content: mean squared difference of feature maps (Gatys sums and halves; a mean is the size-free version),
+  divided by the mean square of the target features.
+- style: Gram matrices normalised by positions and channels, ``G = F^T F / (H W C)``, compared by the mean squared
+  difference over the ``C x C`` entries (Gatys' ``1 / (4 N^2 M^2)`` up to a constant) and divided by the mean
+  square of the target Gram. Grams are computed in float32 even when the backbone runs in bfloat16: a sum over
+  ``H W`` positions in bfloat16 (8 bits of mantissa) loses the small differences the optimizer needs.
+
+Departure from Gatys: the division by the target's mean square. With the raw (unnormalised) ImageNet VGG19 the
+per-layer style losses differ by four orders of magnitude (block4_conv1 ~1e6 against block1_conv1 and
+block5_conv1 ~5e2 for the sample images), so "equal layer weights" would in fact mean "block4 only". Dividing by
+a constant per layer (computed from the target, so the loss stays a plain quadratic that L-BFGS likes) makes
+each layer's loss relative and the layer weights mean what they say; crowsonkb/style-transfer-pytorch rescales its
+losses for the same reason.
+- total variation: mean squared difference between neighbouring pixels (0-255 scale), horizontally plus
+  vertically. Squared rather than absolute so the loss is smooth for L-BFGS.
+"""
+
+from __future__ import annotations
+
+from keras import ops
+
+# Keeps the relative losses finite for an all-zero target (a blank image, a dead layer).
+EPSILON = 1e-8
+
+
+def gram_matrix(features):
+    """``(1, H, W, C)`` or ``(H, W, C)`` features -> ``(C, C)`` float32 Gram matrix divided by ``H * W * C``."""
+    features = ops.cast(features, "float32")
+    channels = ops.shape(features)[-1]
+    flat = ops.reshape(features, (-1, channels))
+    count = ops.cast(ops.shape(flat)[0] * channels, "float32")
+    return ops.matmul(ops.transpose(flat), flat) / count
+
+
+def content_loss(features, target):
+    """Mean squared difference of two feature maps over the target's mean square (0 for identical inputs)."""
+    target = ops.cast(target, "float32")
+    scale = ops.mean(ops.square(target)) + EPSILON
+    return ops.mean(ops.square(ops.cast(features, "float32") - target)) / scale
+
+
+def style_loss(features, target_gram):
+    """Mean squared difference between the Gram matrix of ``features`` and a target Gram, over the target's mean
+    square."""
+    scale = ops.mean(ops.square(target_gram)) + EPSILON
+    return ops.mean(ops.square(gram_matrix(features) - target_gram)) / scale
+
+
+def total_variation_loss(image):
+    """Mean squared neighbour difference of an ``(1, H, W, C)`` or ``(H, W, C)`` image, down plus across."""
+    image = ops.cast(image, "float32")
+    down = image[..., 1:, :, :] - image[..., :-1, :, :]
+    across = image[..., :, 1:, :] - image[..., :, :-1, :]
+    return ops.mean(ops.square(down)) + ops.mean(ops.square(across))
+
+
+def weighted_total(content_terms, style_terms, tv_term, content_layer_weights, style_layer_weights, loss_weights):
+    """Combine per-layer losses: returns ``(content, style, tv, total)``; ``loss_weights`` is (content, style, tv).
+
+    Each term already carries its global weight, so ``content + style + tv == total`` in every report (as
+    jcjohnson/neural-style prints them).
+    """
+    content = loss_weights[0] * ops.sum(ops.stack(content_terms) * content_layer_weights)
+    style = loss_weights[1] * ops.sum(ops.stack(style_terms) * style_layer_weights)
+    tv = loss_weights[2] * tv_term
+    return content, style, tv, content + style + tv
