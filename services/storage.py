@@ -217,11 +217,17 @@ class S3Storage(Storage):
         self._ensure_bucket(force=True)
 
     def list_keys(self, prefix: str = "") -> list[str]:
+        from botocore.exceptions import ClientError
+
         keys: list[str] = []
         with self._translate(prefix or self.bucket):
             paginator = self.client.get_paginator("list_objects_v2")
-            for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
-                keys.extend(item["Key"] for item in page.get("Contents", []))
+            try:
+                for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
+                    keys.extend(item["Key"] for item in page.get("Contents", []))
+            except ClientError as exc:
+                if _error_code(exc) != "NoSuchBucket":  # a bucket not created yet holds nothing
+                    raise
         return sorted(keys)
 
     def _ensure_bucket(self, force: bool = False) -> None:
