@@ -21,6 +21,8 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import redis
+from redis.backoff import ExponentialBackoff
+from redis.retry import Retry
 
 from shared.errors import BadRequest, NotFound, Unavailable
 from shared.jobs import STATUS_VALUES, JobStatus, is_terminal, parse_iso, utc_now_iso
@@ -47,8 +49,15 @@ def lease_key(job_id: str) -> str:
 
 
 def connect(redis_url: str) -> redis.Redis:
-    """A client with short timeouts: a request should fail with 503, not hang, when Redis is down."""
-    return redis.Redis.from_url(redis_url, socket_connect_timeout=2, socket_timeout=10, health_check_interval=30)
+    """A client with short timeouts and two quick retries: a blip is absorbed, an outage answers 503 at once
+    instead of hanging the request."""
+    return redis.Redis.from_url(
+        redis_url,
+        socket_connect_timeout=2,
+        socket_timeout=10,
+        health_check_interval=30,
+        retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), retries=2),
+    )
 
 
 def _redis_errors(method: Callable[..., T]) -> Callable[..., T]:
@@ -187,6 +196,7 @@ class JobRegistry:
 
         def change(record: dict[str, Any]) -> dict[str, Any] | None:
             nonlocal claimed
+            claimed = False  # reset: change() runs again when a concurrent write forces a retry
             if record["status"] not in (JobStatus.QUEUED, JobStatus.RUNNING):
                 return None
             claimed = True
@@ -234,6 +244,7 @@ class JobRegistry:
 
         def change(record: dict[str, Any]) -> dict[str, Any] | None:
             nonlocal finished
+            finished = False  # reset on retry (see mark_running)
             if is_terminal(record["status"]):
                 return None
             finished = True
@@ -287,6 +298,7 @@ class JobRegistry:
 
         def change(record: dict[str, Any]) -> dict[str, Any] | None:
             nonlocal changed
+            changed = False  # reset on retry (see mark_running)
             if record["status"] != JobStatus.RUNNING:
                 return None
             mutate(record)

@@ -278,7 +278,8 @@ class _BotoErrors:
 
         if isinstance(exc, ClientError):
             code = _error_code(exc)
-            if self.missing_is_not_found and code in ("404", "NoSuchKey", "NotFound"):
+            # A bucket that does not exist yet (it is created on first write) holds no object either.
+            if self.missing_is_not_found and code in ("404", "NoSuchKey", "NotFound", "NoSuchBucket"):
                 raise NotFound("not_found", f"no object {self.key!r} in {self.storage.describe()}") from None
             raise Unavailable("storage_unavailable",
                               f"storage {self.storage.describe()} refused the request: {code}") from exc
