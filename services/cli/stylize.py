@@ -7,11 +7,13 @@ files, output path) *before* importing TensorFlow, so bad input fails fast with 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
 import signal
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -132,26 +134,32 @@ def _make_output_dirs(output: Path, report: Path | None, preview_dir: Path | Non
 
 def _run_engine(content_rgb: Any, style_rgbs: list[Any], params: StyleParams, *, save_every: int | None,
                 preview_dir: Path | None, output: Path, show_progress: bool) -> Any:
-    # TensorFlow prints C++ start-up chatter on stderr; keep the terminal to our progress bar and errors
-    # unless the user asked for TensorFlow's logs.
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from tqdm import tqdm
 
-    from worker.engine import stylize as engine_stylize
+    with _quiet_tensorflow_import():
+        from worker.engine import stylize as engine_stylize
 
     interrupted = _InterruptFlag()
-    bar = tqdm(total=params.iterations, unit="it", desc="stylize", file=sys.stderr, disable=not show_progress,
-               dynamic_ncols=True)
+    bars: list[Any] = []  # created at the first report, so an error found while starting up stays one line
 
     def on_progress(progress: Any) -> bool:
-        bar.update(progress.iteration - bar.n)
+        if not bars:
+            # initial=: the bar starts at the first report, so its rate counts only what it has seen.
+            bars.append(tqdm(total=progress.iterations, initial=progress.iteration, unit="it", desc="stylize",
+                             file=sys.stderr, disable=not show_progress, dynamic_ncols=True))
+        bar = bars[0]
         bar.set_postfix(loss=f"{progress.losses['total']:.4g}", refresh=False)
+        bar.update(progress.iteration - bar.n)
         if _should_save(progress.iteration, progress.iterations, save_every, preview_dir):
             _save_preview(progress, preview_dir, save_every, output)
         return interrupted.is_set
 
-    with interrupted, bar:
-        return engine_stylize(content_rgb, style_rgbs, params, on_progress=on_progress)
+    try:
+        with interrupted:
+            return engine_stylize(content_rgb, style_rgbs, params, on_progress=on_progress)
+    finally:
+        for bar in bars:
+            bar.close()
 
 
 def _should_save(iteration: int, iterations: int, save_every: int | None, preview_dir: Path | None) -> bool:
@@ -180,6 +188,30 @@ def _write_report(path: Path, metrics: dict[str, Any], params: StyleParams, cont
     report["inputs"] = {"content": str(content), "styles": [str(style) for style in styles]}
     report["output"] = str(output)
     path.write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
+
+
+@contextlib.contextmanager
+def _quiet_tensorflow_import() -> Iterator[None]:
+    """Silence the native start-up lines TensorFlow writes to the stderr file descriptor while it is imported
+    ("oneDNN custom operations are on", "absl::InitializeLog"): TF 2.21 prints them whatever
+    TF_CPP_MIN_LOG_LEVEL says, and they would bury our one-line errors. A user who sets TF_CPP_MIN_LOG_LEVEL
+    gets TensorFlow's output untouched. Python exceptions raised by the import are unaffected (they are printed
+    after the descriptor is restored)."""
+    if "TF_CPP_MIN_LOG_LEVEL" in os.environ:
+        yield
+        return
+    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
+    sys.stderr.flush()
+    stderr_fd = sys.stderr.fileno()
+    saved_fd = os.dup(stderr_fd)
+    devnull_fd = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull_fd, stderr_fd)
+        yield
+    finally:
+        os.dup2(saved_fd, stderr_fd)
+        os.close(saved_fd)
+        os.close(devnull_fd)
 
 
 class _InterruptFlag:
