@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from flask import Flask
 
-from api.blueprints import docs, health, jobs
+from api.blueprints import batches, docs, health, jobs, metrics
 from api.context import EXTENSION_NAME, ApiContext
 from api.errors import register_error_handlers
 from services.queue import JobQueue
@@ -36,6 +36,6 @@ def create_app(
         queue=queue or JobQueue(settings),
     )
     register_error_handlers(app)
-    for blueprint in (jobs.bp, health.bp, docs.bp):
+    for blueprint in (jobs.bp, batches.bp, health.bp, docs.bp, metrics.bp):
         app.register_blueprint(blueprint)
     return app

@@ -31,6 +31,8 @@ def _error(description: str) -> dict[str, Any]:
 
 _JOB_ID = {"name": "job_id", "in": "path", "required": True, "schema": {"type": "string"},
            "description": "Job id as returned by POST /v1/jobs (unguessable)."}
+_BATCH_ID = {"name": "batch_id", "in": "path", "required": True, "schema": {"type": "string"},
+             "description": "Batch id as returned by POST /v1/batches."}
 _PNG = {"content": {"image/png": {"schema": {"type": "string", "format": "binary"}}}}
 _REDIRECT = {"description": "Redirect to a short-lived presigned URL (S3 storage).",
              "headers": {"Location": {"schema": {"type": "string"}}}}
@@ -101,6 +103,49 @@ SCHEMAS: dict[str, Any] = {
             "next_cursor": {"type": ["string", "null"], "description": "Pass as ?cursor= for the next page."},
         },
     },
+    "BatchItem": {
+        "type": "object",
+        "properties": {
+            "name": {"type": "string", "description": "Source name: the relative path the client gave (a/x.jpg)."},
+            "job_id": {"type": "string"},
+            "status": {"type": "string", "enum": list(STATUS_VALUES)},
+            "result_url": {"type": ["string", "null"], "description": "Path of GET /v1/jobs/{job_id}/result."},
+            "progress": _ref("Progress"),
+            "error": {"type": ["object", "null"]},
+        },
+    },
+    "Batch": {
+        "type": "object",
+        "required": ["id", "status", "total", "counts", "items"],
+        "properties": {
+            "id": {"type": "string"},
+            "status": {"type": "string", "enum": ["empty", "running", "finished", "canceling", "canceled"]},
+            "created_at": {"type": "string", "format": "date-time"},
+            "canceled_at": _NULLABLE_TIME,
+            "params": _ref("Params"),
+            "inputs": {"type": "object", "properties": {
+                "style_names": {"type": "array", "items": {"type": ["string", "null"]}}}},
+            "total": {"type": "integer", "description": "Number of items (child jobs)."},
+            "counts": {"type": "object", "description": "Children per status.",
+                       "properties": {status: {"type": "integer"} for status in STATUS_VALUES}},
+            "progress": {"type": "number", "description": "0 to 1; running children count by iterations."},
+            "eta_s": {"type": ["number", "null"], "description": "Seconds left at the batch's pace so far."},
+            "items": {"type": "array", "items": _ref("BatchItem"), "description": "One page, in the order added."},
+            "offset": {"type": "integer"},
+            "next_offset": {"type": ["integer", "null"], "description": "Pass as ?offset= for the next page."},
+            "links": {"type": "object", "additionalProperties": {"type": "string"}},
+        },
+    },
+    "BatchItemsAdded": {
+        "type": "object",
+        "properties": {
+            "batch_id": {"type": "string"},
+            "items": {"type": "array", "items": {"type": "object", "properties": {
+                "name": {"type": "string"}, "job_id": {"type": "string"},
+                "created": {"type": "boolean", "description": "False: the name was already in the batch; its "
+                            "existing job is returned and nothing new was queued."}}}},
+        },
+    },
     "Readiness": {
         "type": "object",
         "properties": {
@@ -120,6 +165,12 @@ PATHS: dict[str, Any] = {
         "summary": "Redis and storage are reachable.",
         "responses": {"200": _json(_ref("Readiness"), "Ready."),
                       "503": _json(_ref("Readiness"), "Redis or storage down; error.code names which.")},
+    }},
+    "/metrics": {"get": {
+        "summary": "Prometheus metrics: the cluster's jobs, queues and workers (read from Redis), and this API's "
+                   "requests. Metric names start with atelier_; aggregate replicas with max().",
+        "responses": {"200": {"description": "Prometheus text exposition format 0.0.4.",
+                              "content": {"text/plain": {"schema": {"type": "string"}}}}},
     }},
     "/v1/openapi.json": {"get": {
         "summary": "This document.",
@@ -188,13 +239,81 @@ PATHS: dict[str, Any] = {
         "responses": {"200": {"description": "The PNG (local storage).", **_PNG}, "302": _REDIRECT,
                       "404": _error("Unknown job, or no preview at that iteration.")},
     }},
+    "/v1/batches": {"post": {
+        "summary": "Create a batch: one style set and params for many contents (each becomes a job on 'bulk').",
+        "requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
+            "type": "object",
+            "required": ["style"],
+            "properties": {
+                "style": {"type": "array", "items": {"type": "string", "format": "binary"},
+                          "description": "One or more style images (repeat the part)."},
+                "params": {"type": "string", "description": "A JSON object (see Params), style_blend included."},
+                "content": {"type": "array", "items": {"type": "string", "format": "binary"},
+                            "description": "Optional first contents; each file name (a relative path) is the "
+                                           "item's source name, unique in the batch."},
+            },
+        }}}},
+        "responses": {
+            "201": {**_json(_ref("Batch"), "Created (its contents, if any, queued)."),
+                    "headers": {"Location": {"schema": {"type": "string"}, "description": "/v1/batches/{id}"}}},
+            "400": _error("Malformed request (missing style, bad params JSON, unknown field, bad file name)."),
+            "413": _error("Upload over ATELIER_MAX_UPLOAD_BYTES, or an image with too many pixels."),
+            "415": _error("Not an image, truncated, or an unsupported format."),
+            "422": _error("A parameter is unknown or out of bounds."),
+        },
+    }},
+    "/v1/batches/{batch_id}": {"get": {
+        "summary": "Counts per status, progress, ETA and a page of items.",
+        "parameters": [_BATCH_ID,
+                       {"name": "offset", "in": "query", "schema": {"type": "integer", "minimum": 0, "default": 0}},
+                       {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 500,
+                                                                   "default": 100}}],
+        "responses": {"200": _json(_ref("Batch"), "The batch."), "400": _error("Bad offset or limit."),
+                      "404": _error("Unknown batch.")},
+    }},
+    "/v1/batches/{batch_id}/items": {"post": {
+        "summary": "Add contents; each new source name becomes a child job. Idempotent per name.",
+        "parameters": [_BATCH_ID],
+        "requestBody": {"required": True, "content": {
+            "multipart/form-data": {"schema": {"type": "object", "required": ["content"], "properties": {
+                "content": {"type": "array", "items": {"type": "string", "format": "binary"},
+                            "description": "Images; each file name (relative path) is the source name."}}}},
+            "application/json": {"schema": {"type": "object", "required": ["items"], "properties": {
+                "items": {"type": "array", "items": {"type": "object", "required": ["sha256", "name"], "properties": {
+                    "sha256": {"type": "string", "description": "sha256 of an image stored before."},
+                    "name": {"type": "string"}}}}}}},
+        }},
+        "responses": {
+            "202": _json(_ref("BatchItemsAdded"), "At least one new child queued."),
+            "200": _json(_ref("BatchItemsAdded"), "Every name was already in the batch; nothing new."),
+            "400": _error("Malformed request, bad or duplicate name, bad sha256."),
+            "404": _error("Unknown batch, or a sha256 that names no stored input."),
+            "409": _error("The batch was canceled."),
+            "413": _error("Upload too large."),
+            "415": _error("Not an image."),
+        },
+    }},
+    "/v1/batches/{batch_id}/cancel": {"post": {
+        "summary": "Cancel: queued children never run, running ones stop, finished results are kept.",
+        "parameters": [_BATCH_ID],
+        "responses": {"200": _json(_ref("Batch"), "Canceled; no child runs any more."),
+                      "202": _json(_ref("Batch"), "Canceling: running children stop at their next report."),
+                      "404": _error("Unknown batch.")},
+    }},
+    "/v1/batches/{batch_id}/results.zip": {"get": {
+        "summary": "Streamed zip of the succeeded children's results, named after their sources (a/x.jpg -> "
+                   "a/x.png); partial while the batch runs.",
+        "parameters": [_BATCH_ID],
+        "responses": {"200": {"description": "The zip.", "content": {"application/zip": {"schema": {
+            "type": "string", "format": "binary"}}}}, "404": _error("Unknown batch.")},
+    }},
 }
 
 
 def openapi_spec() -> dict[str, Any]:
     paths = copy.deepcopy(PATHS)
     for path, operations in paths.items():
-        if path.startswith("/v1/jobs"):  # every job route reads Redis
+        if path.startswith(("/v1/jobs", "/v1/batches")):  # every job and batch route reads Redis
             for operation in operations.values():
                 operation["responses"].setdefault("503", _error("Redis or storage down."))
     return {

@@ -17,6 +17,7 @@ import base64
 import binascii
 import functools
 import json
+import math
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -24,6 +25,7 @@ import redis
 from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 
+from services import metrics
 from shared.errors import BadRequest, NotFound, Unavailable
 from shared.jobs import STATUS_VALUES, JobStatus, is_terminal, parse_iso, utc_now_iso
 
@@ -117,28 +119,26 @@ class JobRegistry:
             raise BadRequest("bad_limit", f"limit={limit} is not allowed; expected 1 to {MAX_LIST_LIMIT}",
                              field="limit")
         index = status_index_key(status) if status else ALL_JOBS_KEY
-        ids = self._page_ids(index, limit + 1, cursor)
-        has_more = len(ids) > limit
-        ids = ids[:limit]
+        entries = self._page_entries(index, limit + 1, cursor)  # one extra tells whether another page exists
+        page = entries[:limit]
         records = []
-        if ids:
-            for raw in self.redis.mget([job_key(job_id) for job_id in ids]):
+        if page:
+            for raw in self.redis.mget([job_key(job_id) for job_id, _ in page]):
                 if raw is not None:  # deleted between the index read and now
                     records.append(json.loads(raw))
-        next_cursor = _encode_cursor(self.redis.zscore(index, ids[-1]), ids[-1]) if has_more and ids else None
-        if has_more and next_cursor is None:  # the last id left the index meanwhile: fall back to its record
-            next_cursor = _encode_cursor(_score(records[-1]), records[-1]["id"]) if records else None
+        next_cursor = _encode_cursor(*page[-1]) if len(entries) > limit else None
         return records, next_cursor
 
-    def _page_ids(self, index: str, count: int, cursor: str | None) -> list[str]:
+    def _page_entries(self, index: str, count: int, cursor: str | None) -> list[tuple[str, float]]:
+        """Up to ``count`` (job id, score) pairs after ``cursor``, newest first."""
         if cursor is None:
-            return _strs(self.redis.zrevrange(index, 0, count - 1))
-        score, last_id = _decode_cursor(cursor)
+            return _pairs(self.redis.zrevrange(index, 0, count - 1, withscores=True))
+        last_id, score = _decode_cursor(cursor)
         rank = self.redis.zrevrank(index, last_id)
         if rank is not None:
-            return _strs(self.redis.zrevrange(index, rank + 1, rank + count))
+            return _pairs(self.redis.zrevrange(index, rank + 1, rank + count, withscores=True))
         # The cursor's job changed status or was deleted: continue strictly below its creation time.
-        return _strs(self.redis.zrevrangebyscore(index, f"({score!r}", "-inf", start=0, num=count))
+        return _pairs(self.redis.zrevrangebyscore(index, f"({score!r}", "-inf", start=0, num=count, withscores=True))
 
     @_redis_errors
     def count_by_status(self) -> dict[str, int]:
@@ -337,6 +337,9 @@ class JobRegistry:
                         score = _score(new_record)
                         pipe.zrem(status_index_key(old_status), job_id)
                         pipe.zadd(status_index_key(new_record["status"]), {job_id: score})
+                        if is_terminal(new_record["status"]):
+                            # Same MULTI as the status change: each job counted exactly once (services/metrics.py).
+                            metrics.count_job_finished(pipe, new_record)
                     pipe.execute()
                     return new_record
                 except redis.WatchError:
@@ -362,25 +365,23 @@ def _score(record: dict[str, Any]) -> float:
     return parse_iso(record["created_at"]).timestamp()
 
 
-def _strs(values: list[Any]) -> list[str]:
-    return [value.decode() if isinstance(value, bytes) else str(value) for value in values]
+def _pairs(entries: list[tuple[Any, float]]) -> list[tuple[str, float]]:
+    return [(member.decode() if isinstance(member, bytes) else str(member), float(score)) for member, score in entries]
 
 
-def _encode_cursor(score: float | None, job_id: str) -> str | None:
-    if score is None:
-        return None
+def _encode_cursor(job_id: str, score: float) -> str:
+    """Opaque to clients: the last job of the page and its creation score, base64url."""
     return base64.urlsafe_b64encode(f"{score!r}|{job_id}".encode()).decode().rstrip("=")
 
 
-def _decode_cursor(cursor: str) -> tuple[float, str]:
+def _decode_cursor(cursor: str) -> tuple[str, float]:
     try:
         text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         score_text, job_id = text.split("|", 1)
         score = float(score_text)
     except (ValueError, binascii.Error, UnicodeDecodeError):
-        raise BadRequest("bad_cursor", f"cursor={cursor!r} is not allowed; pass the next_cursor of a previous page",
-                         field="cursor") from None
-    if not job_id:
+        job_id, score = "", math.nan
+    if not job_id or not math.isfinite(score):  # a forged "nan" would make Redis itself fail
         raise BadRequest("bad_cursor", f"cursor={cursor!r} is not allowed; pass the next_cursor of a previous page",
                          field="cursor")
-    return score, job_id
+    return job_id, score

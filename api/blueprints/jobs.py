@@ -43,8 +43,8 @@ def get_job(job_id: str) -> dict[str, Any]:
 
 @bp.post("/<job_id>/cancel")
 def cancel_job(job_id: str) -> tuple[dict[str, Any], int]:
-    """Queued: canceled now (202 is not needed, the state is final: 200). Running: the worker stops at its next
-    progress report; answers 202 with ``cancel_requested`` true. Terminal: unchanged, 200."""
+    """Queued: canceled at once (200, final). Running: the worker stops at its next progress report, so the answer
+    is 202 with ``cancel_requested`` true and status still ``running``. Finished: unchanged (200)."""
     record = api_context().registry.request_cancel(job_id)
     status = 202 if record["status"] == JobStatus.RUNNING else 200
     return present_job(record), status

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import threading
 import time
 
@@ -156,7 +157,8 @@ def test_cursor_survives_its_job_changing_status(registry):
 
 def test_list_refuses_bad_arguments(registry):
     for kwargs, code in [({"status": "done"}, "bad_status"), ({"limit": 0}, "bad_limit"),
-                         ({"cursor": "!!"}, "bad_cursor"), ({"limit": 101}, "bad_limit")]:
+                         ({"cursor": "!!"}, "bad_cursor"), ({"limit": 101}, "bad_limit"),
+                         ({"cursor": base64.urlsafe_b64encode(b"nan|x").decode()}, "bad_cursor")]:
         with pytest.raises(BadRequest) as info:
             registry.list(**kwargs)
         assert info.value.code == code

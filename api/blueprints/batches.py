@@ -1,0 +1,409 @@
+"""``/v1/batches``: one style set, many contents. Each content becomes an ordinary job (listed in ``/v1/jobs``, with
+its ``batch_id``) queued on the ``bulk`` queue, so single jobs on ``interactive`` go first.
+
+- ``POST /v1/batches`` (multipart: ``style`` files, optional ``params`` JSON, optional ``content`` files) -> 201;
+- ``POST /v1/batches/{id}/items``: multipart ``content`` files (the file name, a relative path, is the item's source
+  name) or JSON ``{"items": [{"sha256", "name"}]}`` naming already stored inputs. A name already in the batch gives
+  back its existing job instead of a second one (idempotent: a client that lost the answer may send again);
+- ``GET /v1/batches/{id}``: counts per status, progress, ETA and a page of items;
+- ``POST /v1/batches/{id}/cancel``; ``GET /v1/batches/{id}/results.zip`` (streamed; partial while running).
+
+Everything in a request is validated before anything is stored; if storing or queueing fails half-way, what this
+request created (records, items, inputs) is removed again.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import re
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from flask import Blueprint, Response, request, stream_with_context
+from werkzeug.datastructures import FileStorage
+
+from api.context import ApiContext, api_context
+from api.presenter import result_url
+from api.validation import parse_params
+from services.batches import (
+    MAX_ITEMS_PAGE,
+    BatchRegistry,
+    batch_status,
+    clean_source_name,
+    new_batch_record,
+    result_names,
+    summarize,
+)
+from shared.errors import BadRequest, NotFound, NotReady
+from shared.images import DecodedImage, decode_image
+from shared.jobs import JobStatus, input_key, new_job_id, new_job_record
+from shared.params import MAX_STYLES
+from shared.tasks import BULK_QUEUE
+
+log = logging.getLogger(__name__)
+
+bp = Blueprint("batches", __name__, url_prefix="/v1/batches")
+
+DEFAULT_ITEMS_LIMIT = 100
+SHA256_PATTERN = re.compile(r"^[0-9a-f]{64}$")
+# Extensions under which shared.jobs.input_key may have stored an input.
+INPUT_EXTENSIONS = ("jpg", "png", "webp", "gif", "bmp")
+ZIP_DATE = (2026, 1, 1, 0, 0, 0)  # fixed, so the same results give the same zip bytes
+
+
+@dataclass(frozen=True)
+class NewItem:
+    """A validated content to add: its source name and either an upload (bytes to store) or a stored key."""
+
+    name: str
+    key: str
+    data: bytes | None = None
+    content_type: str | None = None
+
+
+def batch_url(batch_id: str) -> str:
+    return f"/v1/batches/{batch_id}"
+
+
+def _batches(ctx: ApiContext) -> BatchRegistry:
+    return BatchRegistry(ctx.registry)
+
+
+# --- routes --------------------------------------------------------------------------------------------------------
+
+
+@bp.post("")
+def create_batch() -> tuple[dict[str, Any], int, dict[str, str]]:
+    ctx = api_context()
+    _refuse_unknown_fields(("style", "content"), ("params",))
+    style_files = request.files.getlist("style")
+    if not style_files:
+        raise BadRequest("missing_style", "expected one or more 'style' file parts, got none", field="style")
+    if len(style_files) > MAX_STYLES:
+        raise BadRequest("too_many_styles", f"got {len(style_files)} 'style' files; allowed: 1 to {MAX_STYLES}",
+                         field="style")
+    params = parse_params(request.form.get("params")).with_styles(len(style_files))
+    styles = [_decode_upload(file, f"style[{i}]", ctx) for i, file in enumerate(style_files)]
+    contents = _uploaded_items(ctx, required=False)
+
+    batches = _batches(ctx)
+    created_keys: list[str] = []
+    record = new_batch_record(params=params.to_dict(), style_keys=[key for key, _d, _t, _n in styles],
+                              style_names=[name for _k, _d, _t, name in styles])
+    try:
+        for key, data, content_type, _name in styles:
+            _store(ctx, key, data, content_type, created_keys)
+        batches.create(record)
+        _add_items(ctx, batches, record, contents, created_keys)
+    except BaseException:
+        _delete_quietly(lambda: batches.delete(record["id"]), f"batch {record['id']}")
+        _delete_inputs(ctx, created_keys)
+        raise
+    return present_batch(ctx, record["id"]), 201, {"Location": batch_url(record["id"])}
+
+
+@bp.post("/<batch_id>/items")
+def add_items(batch_id: str) -> tuple[dict[str, Any], int]:
+    ctx = api_context()
+    batches = _batches(ctx)
+    record = batches.require(batch_id)
+    items = _json_items(ctx) if request.is_json else _multipart_items(ctx)
+    if record.get("canceled"):
+        raise NotReady("batch_canceled", f"batch {batch_id} was canceled; it accepts no new items", field="id")
+    created_keys: list[str] = []
+    try:
+        added = _add_items(ctx, batches, record, items, created_keys)
+    except BaseException:
+        _delete_inputs(ctx, created_keys)
+        raise
+    any_new = any(item["created"] for item in added)
+    return {"batch_id": batch_id, "items": added}, 202 if any_new else 200
+
+
+@bp.get("/<batch_id>")
+def get_batch(batch_id: str) -> dict[str, Any]:
+    ctx = api_context()
+    offset = _int_arg("offset", 0, 0, 10**9)
+    limit = _int_arg("limit", DEFAULT_ITEMS_LIMIT, 1, MAX_ITEMS_PAGE)
+    return present_batch(ctx, batch_id, offset=offset, limit=limit)
+
+
+@bp.post("/<batch_id>/cancel")
+def cancel_batch(batch_id: str) -> tuple[dict[str, Any], int]:
+    """Queued children are canceled at once (they never run), running ones stop at their next progress report
+    (202 while any still runs), finished ones keep their results."""
+    ctx = api_context()
+    _batches(ctx).cancel(batch_id)
+    batch = present_batch(ctx, batch_id, limit=1)
+    return batch, 202 if batch["status"] == "canceling" else 200
+
+
+@bp.get("/<batch_id>/results.zip")
+def results_zip(batch_id: str) -> Response:
+    """The succeeded children's results, each named after its source (``a/x.jpg`` -> ``a/x.png``), streamed: the
+    zip is written into a generator one result at a time, never whole in memory. Partial while the batch runs."""
+    ctx = api_context()
+    batches = _batches(ctx)
+    batches.require(batch_id)
+    items = batches.items(batch_id)
+    children = batches.children(items)
+    names = result_names(item["name"] for item in items)
+    ready = [(name, child["result"]["key"]) for name, child in zip(names, children, strict=True)
+             if child and child["status"] == JobStatus.SUCCEEDED and child.get("result")]
+    response = Response(stream_with_context(_zip_chunks(ctx, ready)), mimetype="application/zip")
+    response.headers["Content-Disposition"] = f'attachment; filename="batch-{batch_id}.zip"'
+    response.headers["X-Atelier-Results"] = str(len(ready))
+    return response
+
+
+# --- presentation -------------------------------------------------------------------------------------------------
+
+
+def present_batch(ctx: ApiContext, batch_id: str, *, offset: int = 0, limit: int = DEFAULT_ITEMS_LIMIT
+                  ) -> dict[str, Any]:
+    batches = _batches(ctx)
+    record = batches.require(batch_id)
+    items = batches.items(batch_id)
+    children = batches.children(items)
+    summary = summarize(items, children)
+    page = [_present_item(item, child) for item, child in
+            zip(items[offset:offset + limit], children[offset:offset + limit], strict=True)]
+    next_offset = offset + limit if offset + limit < len(items) else None
+    return {
+        "id": record["id"],
+        "status": batch_status(record, summary),
+        "created_at": record["created_at"],
+        "canceled_at": record.get("canceled_at"),
+        "params": record["params"],
+        "inputs": {"style_names": record["inputs"]["style_names"]},
+        **summary,
+        "items": page,
+        "offset": offset,
+        "next_offset": next_offset,
+        "links": {"self": batch_url(batch_id), "items": batch_url(batch_id) + "/items",
+                  "cancel": batch_url(batch_id) + "/cancel", "results_zip": batch_url(batch_id) + "/results.zip"},
+    }
+
+
+def _present_item(item: dict[str, Any], child: dict[str, Any] | None) -> dict[str, Any]:
+    if child is None:
+        return {"name": item["name"], "job_id": item["job_id"], "status": JobStatus.FAILED.value,
+                "result_url": None, "progress": None,
+                "error": {"code": "job_missing", "message": "the child job's record is gone"}}
+    return {
+        "name": item["name"],
+        "job_id": item["job_id"],
+        "status": child["status"],
+        "result_url": result_url(child["id"]) if child.get("result") else None,
+        "progress": child.get("progress"),
+        "error": child.get("error") if child["status"] != JobStatus.SUCCEEDED else None,
+    }
+
+
+# --- adding children ------------------------------------------------------------------------------------------------
+
+
+def _add_items(ctx: ApiContext, batches: BatchRegistry, batch: dict[str, Any], items: list[NewItem],
+               created_keys: list[str]) -> list[dict[str, Any]]:
+    """Create, record and enqueue one child per new name; names already in the batch return their job. On failure
+    the children created by this call are removed again (a message already queued for one finds no record and is
+    dropped by the worker), then the error propagates."""
+    added: list[dict[str, Any]] = []
+    created: list[tuple[str, str]] = []
+    try:
+        for item in items:
+            job_id = new_job_id()
+            existing = batches.reserve_name(batch["id"], item.name, job_id)
+            if existing is not None:
+                added.append({"name": item.name, "job_id": existing, "created": False})
+                continue
+            created.append((item.name, job_id))
+            if item.data is not None:
+                _store(ctx, item.key, item.data, item.content_type or "application/octet-stream", created_keys)
+            record = new_job_record(
+                job_id, params=batch["params"], content_key=item.key, style_keys=batch["inputs"]["styles"],
+                content_name=item.name, style_names=batch["inputs"]["style_names"], queue=BULK_QUEUE,
+                batch_id=batch["id"],
+            )
+            ctx.registry.create(record)
+            batches.append_item(batch["id"], item.name, job_id)
+            ctx.queue.enqueue(job_id, queue=BULK_QUEUE)
+            added.append({"name": item.name, "job_id": job_id, "created": True})
+    except BaseException:
+        for name, job_id in created:
+            _delete_quietly(lambda j=job_id: ctx.registry.delete(j), f"job {job_id}")
+            _delete_quietly(lambda n=name, j=job_id: batches.remove_item(batch["id"], n, j), f"item {name}")
+        raise
+    # A cancel that raced with this request: its children must not run either.
+    if created and (batches.get(batch["id"]) or {}).get("canceled"):
+        for _name, job_id in created:
+            ctx.registry.request_cancel(job_id)
+    return added
+
+
+def _uploaded_items(ctx: ApiContext, *, required: bool) -> list[NewItem]:
+    files = request.files.getlist("content")
+    if required and not files:
+        raise BadRequest("missing_content", "expected one or more 'content' file parts (or a JSON body "
+                         '{"items": [{"sha256": ..., "name": ...}]}), got none', field="content")
+    items = []
+    for index, file in enumerate(files):
+        name = clean_source_name(file.filename, field=f"content[{index}].filename")
+        key, data, content_type, _display = _decode_upload(file, f"content[{index}]", ctx)
+        items.append(NewItem(name=name, key=key, data=data, content_type=content_type))
+    _refuse_duplicate_names(items)
+    return items
+
+
+def _multipart_items(ctx: ApiContext) -> list[NewItem]:
+    _refuse_unknown_fields(("content",), ())
+    return _uploaded_items(ctx, required=True)
+
+
+def _json_items(ctx: ApiContext) -> list[NewItem]:
+    body = request.get_json(silent=True)
+    entries = body.get("items") if isinstance(body, dict) else None
+    if not isinstance(entries, list) or not entries:
+        raise BadRequest("bad_items_json", 'expected a JSON body {"items": [{"sha256": "<64 hex>", "name": '
+                         '"a/x.jpg"}, ...]} with at least one item', field="items")
+    items = []
+    for index, entry in enumerate(entries):
+        field = f"items[{index}]"
+        if not isinstance(entry, dict) or set(entry) - {"sha256", "name"}:
+            raise BadRequest("bad_items_json", f"{field} must be an object with 'sha256' and 'name' only, got "
+                             f"{json.dumps(entry)[:100]}", field=field)
+        sha = str(entry.get("sha256") or "").lower()
+        if not SHA256_PATTERN.match(sha):
+            raise BadRequest("bad_sha256", f"{field}.sha256={entry.get('sha256')!r} is not allowed; expected 64 "
+                             "hexadecimal characters (the sha256 of an image uploaded before)", field=field + ".sha256")
+        name = clean_source_name(entry.get("name"), field=field + ".name")
+        key = _stored_input_key(ctx, sha)
+        if key is None:
+            raise NotFound("input_not_found", f"{field}.sha256={sha} names no stored input; upload the image as a "
+                           "'content' file part instead", field=field + ".sha256")
+        items.append(NewItem(name=name, key=key))
+    _refuse_duplicate_names(items)
+    return items
+
+
+def _stored_input_key(ctx: ApiContext, sha: str) -> str | None:
+    for ext in INPUT_EXTENSIONS:
+        key = f"inputs/{sha}.{ext}"
+        if ctx.storage.exists(key):
+            return key
+    return None
+
+
+def _refuse_duplicate_names(items: list[NewItem]) -> None:
+    seen: set[str] = set()
+    for item in items:
+        if item.name in seen:
+            raise BadRequest("duplicate_item_name", f"the name {item.name!r} appears twice in this request; names "
+                             "are unique in a batch", field="name")
+        seen.add(item.name)
+
+
+def _decode_upload(file: FileStorage, field: str, ctx: ApiContext) -> tuple[str, bytes, str, str | None]:
+    """(storage key, bytes, content type, display name) of a valid image upload; raises 413/415 otherwise."""
+    data = file.read()
+    image: DecodedImage = decode_image(data, max_pixels=ctx.settings.max_image_pixels, field=field)
+    display = (file.filename or "").replace("\\", "/").rsplit("/", 1)[-1][:200] or None
+    return input_key(image.sha256, image.format), data, image.content_type, display
+
+
+def _store(ctx: ApiContext, key: str, data: bytes, content_type: str, created_keys: list[str]) -> None:
+    if key in created_keys or ctx.storage.exists(key):
+        return  # content-addressed: already stored (maybe by another job), store once
+    ctx.storage.put(key, data, content_type=content_type)
+    created_keys.append(key)
+
+
+def _delete_inputs(ctx: ApiContext, keys: list[str]) -> None:
+    for key in keys:
+        _delete_quietly(lambda k=key: ctx.storage.delete(k), f"input {key}")
+
+
+def _delete_quietly(action: Any, what: str) -> None:
+    # Rollback is best effort: the dependency that failed may refuse the cleanup too; log what is left.
+    try:
+        action()
+    except Exception:
+        log.exception("rollback: could not remove %s", what)
+
+
+# --- request helpers ----------------------------------------------------------------------------------------------
+
+
+def _refuse_unknown_fields(file_fields: tuple[str, ...], form_fields: tuple[str, ...]) -> None:
+    allowed = file_fields + form_fields
+    for name in list(request.files.keys()) + list(request.form.keys()):
+        if name not in allowed:
+            raise BadRequest("unknown_field", f"unknown form field {name!r}; allowed: {', '.join(allowed)}",
+                             field=name)
+    for name in file_fields:
+        if name in request.form:
+            raise BadRequest("not_a_file", f"{name!r} must be a file part (curl -F '{name}=@path'), not a text field",
+                             field=name)
+
+
+def _int_arg(name: str, default: int, minimum: int, maximum: int) -> int:
+    raw = request.args.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        value = None
+    if value is None or not minimum <= value <= maximum:
+        raise BadRequest(f"bad_{name}", f"{name}={raw!r} is not allowed; expected an integer from {minimum} to "
+                         f"{maximum}", field=name)
+    return value
+
+
+# --- zip ----------------------------------------------------------------------------------------------------------
+
+
+class _ChunkSink(io.RawIOBase):
+    """A write-only, unseekable file for ``zipfile``: what it writes is taken out in chunks by the generator.
+    ``zipfile`` supports unseekable output (it then writes sizes in data descriptors after each member)."""
+
+    def __init__(self) -> None:
+        self._chunks: list[bytes] = []
+        self._position = 0
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        chunk = bytes(data)
+        self._chunks.append(chunk)
+        self._position += len(chunk)
+        return len(chunk)
+
+    def tell(self) -> int:
+        return self._position
+
+    def take(self) -> bytes:
+        chunks, self._chunks = self._chunks, []
+        return b"".join(chunks)
+
+
+def _zip_chunks(ctx: ApiContext, ready: list[tuple[str, str]]) -> Iterator[bytes]:
+    sink = _ChunkSink()
+    with zipfile.ZipFile(sink, "w", compression=zipfile.ZIP_STORED) as archive:  # PNGs are compressed already
+        for name, key in ready:
+            try:
+                data = ctx.storage.get(key)
+            except NotFound:
+                log.warning("results.zip: %s vanished from storage; left out", key)
+                continue
+            info = zipfile.ZipInfo(name, date_time=ZIP_DATE)
+            info.compress_type = zipfile.ZIP_STORED
+            archive.writestr(info, data)
+            yield sink.take()
+    yield sink.take()
+
