@@ -17,6 +17,7 @@ from shared.errors import AtelierError
 
 PREFIX = "ATELIER_"
 MIB = 1024 * 1024
+LOG_FORMATS = ("json", "text")
 
 
 class SettingsError(AtelierError):
@@ -47,6 +48,10 @@ class Settings:
     progress_min_interval_s: float = 0.5  # the worker writes progress at most this often
     preview_every: int = 50  # store a preview image every N iterations (0: never)
     weights_dir: str | None = None
+    log_format: str = "json"  # "json" (one object per line, with job_id) or "text" (for a terminal)
+    # Backbone a worker process builds before it takes its first job (readiness): a name, "default" (the default
+    # params' backbone) or "none" (build lazily on the first job).
+    preload_backbone: str = "default"
 
     def __post_init__(self) -> None:
         if not self.storage:
@@ -58,6 +63,12 @@ class Settings:
             raise SettingsError(
                 message=f"ATELIER_REDIS_URL={self.redis_url!r} is not allowed; expected redis://host:port/db",
                 field="ATELIER_REDIS_URL",
+            )
+        if self.log_format not in LOG_FORMATS:
+            raise SettingsError(
+                message=f"ATELIER_LOG_FORMAT={self.log_format!r} is not allowed; expected one of "
+                + ", ".join(LOG_FORMATS),
+                field="ATELIER_LOG_FORMAT",
             )
         if self.visibility_timeout_s <= self.job_time_limit_s:
             raise SettingsError(
@@ -102,6 +113,8 @@ _FIELDS: dict[str, tuple[type, float | None]] = {
     "progress_min_interval_s": (float, 0),
     "preview_every": (int, 0),
     "weights_dir": (str, None),
+    "log_format": (str, None),
+    "preload_backbone": (str, None),
 }
 
 

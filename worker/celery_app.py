@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from shared.celery_config import make_celery
 from shared.settings import Settings
+from worker.signals import install as install_ops_hooks
 
 settings = Settings.from_env()
 app = make_celery(settings, include_worker_tasks=True)
@@ -19,3 +20,6 @@ app.conf.update(
     # The record is ours (BRIEF §2); Celery's task events only add broker traffic. Flower still sees workers.
     worker_send_task_events=False,
 )
+
+# Readiness (backbone built before the first job), drain on SIGTERM, JSON logs with the job id, metrics in Redis.
+install_ops_hooks(app, settings)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -122,8 +123,9 @@ class DevStack:
         say(f"redis    {self.redis.url}  (data in {self.var_dir / 'redis'})")
         env = self._env()
         root = Path.cwd()
+        api_env = env | {"PROMETHEUS_MULTIPROC_DIR": str(fresh_dir(self.var_dir / "prometheus"))}
         self.children.append(Child("api", api_argv(f"127.0.0.1:{self.port}", workers=1, threads=self.api_threads),
-                                   env, logs / "api.log", root))
+                                   api_env, logs / "api.log", root))
         for index in range(1, self.workers + 1):
             argv = worker_argv(hostname=f"worker{index}@{socket.gethostname()}")
             self.children.append(Child(f"worker{index}", argv, env, logs / f"worker{index}.log", root))
@@ -198,6 +200,14 @@ class DevStack:
 
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
+
+
+def fresh_dir(path: Path) -> Path:
+    """An empty directory at ``path``. prometheus-client's multiprocess mode (the API's ``/metrics`` under
+    gunicorn) needs one per API start: files left by a previous run would be counted again."""
+    shutil.rmtree(path, ignore_errors=True)
+    path.mkdir(parents=True)
+    return path
 
 
 def _check_port_free(port: int) -> None:
