@@ -43,12 +43,16 @@ class StackError(RuntimeError):
     """A component of the embedded stack failed to start or died."""
 
 
+try:  # looked up once, before any fork: the child must not load libraries between fork and exec
+    _prctl = ctypes.CDLL(None, use_errno=True).prctl
+except (OSError, AttributeError):  # not Linux
+    _prctl = None
+
+
 def _child_setup() -> None:  # pragma: no cover - runs in the child between fork and exec
-    try:
-        # Linux: die with the supervisor even if it is SIGKILLed and cannot stop us itself.
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-    except OSError:
-        pass
+    # Linux: die with the supervisor even if it is SIGKILLed and cannot stop us itself.
+    if _prctl is not None:
+        _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 class Child:
