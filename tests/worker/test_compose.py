@@ -117,7 +117,7 @@ def test_environment_names_are_real_settings(compose):
 def test_flower_command_runs_natively(redis_server, tmp_path):
     port = free_port()
     env = {"PATH": str(Path(sys.executable).parent) + ":/usr/bin:/bin", "HOME": str(tmp_path),
-           "ATELIER_REDIS_URL": f"redis://127.0.0.1:{redis_server.port}/7", "ATELIER_PRELOAD_BACKBONE": "none",
+           "ATELIER_REDIS_URL": f"redis://127.0.0.1:{redis_server.port}/8", "ATELIER_PRELOAD_BACKBONE": "none",
            "ATELIER_STORAGE": "file://" + str(tmp_path / "storage")}
     flower = Child("flower", flower_argv(port), env, tmp_path / "flower.log", ROOT)
     try:
