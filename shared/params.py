@@ -67,8 +67,8 @@ PARAM_SPECS: tuple[ParamSpec, ...] = (
     ParamSpec("backbone", "choice", "vgg19", "Pretrained network that defines content and style.", choices=BACKBONES),
     ParamSpec("optimizer", "choice", "lbfgs", "L-BFGS (scipy) or Adam.", choices=OPTIMIZERS),
     ParamSpec("content_weight", "float", 1.0, "Weight of the content loss.", 0, 1e9),
-    ParamSpec("style_weight", "float", 1e3, "Weight of the style loss.", 0, 1e9),
-    ParamSpec("tv_weight", "float", 1e-4, "Weight of the total-variation loss.", 0, 1e9),
+    ParamSpec("style_weight", "float", 10.0, "Weight of the style loss.", 0, 1e9),
+    ParamSpec("tv_weight", "float", 1e-3, "Weight of the total-variation loss.", 0, 1e9),
     ParamSpec("style_blend", "float_list", None, "Blend weight per style image (default: equal).", 0, 1e6),
     ParamSpec("style_scale", "float", 1.0, "Style image size relative to the output.", 0.1, 4.0),
     ParamSpec("init", "choice", "content", "Starting image.", choices=INITS),
@@ -79,7 +79,7 @@ PARAM_SPECS: tuple[ParamSpec, ...] = (
     ParamSpec("pooling", "choice", "max", "VGG19 pooling (max or average).", choices=POOLINGS),
     ParamSpec("content_layers", "layer_weights", None, "Content layers and weights (default: backbone's)."),
     ParamSpec("style_layers", "layer_weights", None, "Style layers and weights (default: backbone's)."),
-    ParamSpec("learning_rate", "float", 4.0, "Adam step size in pixel units (0-255 scale).", 1e-4, 255),
+    ParamSpec("learning_rate", "float", 10.0, "Adam step size in pixel units (0-255 scale).", 1e-4, 255),
     ParamSpec("early_stop_tol", "float", 0.0, "Stop when relative improvement over the window is below this (0: off).",
               0, 1),
     ParamSpec("early_stop_window", "int", 20, "Iterations over which early stop measures improvement.", 1, 1000),
@@ -97,8 +97,8 @@ class StyleParams:
     backbone: str = "vgg19"
     optimizer: str = "lbfgs"
     content_weight: float = 1.0
-    style_weight: float = 1e3
-    tv_weight: float = 1e-4
+    style_weight: float = 10.0
+    tv_weight: float = 1e-3
     style_blend: tuple[float, ...] | None = None
     style_scale: float = 1.0
     init: str = "content"
@@ -109,7 +109,7 @@ class StyleParams:
     pooling: str = "max"
     content_layers: tuple[tuple[str, float], ...] | None = None
     style_layers: tuple[tuple[str, float], ...] | None = None
-    learning_rate: float = 4.0
+    learning_rate: float = 10.0
     early_stop_tol: float = 0.0
     early_stop_window: int = 20
 

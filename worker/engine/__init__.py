@@ -10,13 +10,22 @@
 - ``result.image`` is uint8 with long side ``params.size``; ``result.metrics`` is JSON-serialisable.
 - ``compute_style_targets(styles, params)`` gives ``StyleTargets`` (``.to_bytes()`` / ``StyleTargets.from_bytes``)
   to pass as ``style_targets=`` so a batch computes style Grams once.
-- ``floor_step_fn(params, (h, w))`` is one forward+backward pass of the same backbone, for the benchmark.
+- ``floor_step_fn(params, (h, w))`` is one forward+backward pass of the same backbone, for the benchmark;
+  ``evaluate_losses(image, content, styles, params)`` scores an output (e.g. a bfloat16 result in float32).
 
 No Redis, boto3, Celery, Flask or file paths here (a test checks the imports). TensorFlow is imported only by
 ``backend_tf``; the losses are ``keras.ops``.
 """
 
-from worker.engine.engine import Progress, StyleResult, compute_style_targets, floor_step_fn, resolve_precision, stylize
+from worker.engine.engine import (
+    Progress,
+    StyleResult,
+    compute_style_targets,
+    evaluate_losses,
+    floor_step_fn,
+    resolve_precision,
+    stylize,
+)
 from worker.engine.targets import StyleTargets
 
 __all__ = [
@@ -24,6 +33,7 @@ __all__ = [
     "StyleResult",
     "StyleTargets",
     "compute_style_targets",
+    "evaluate_losses",
     "floor_step_fn",
     "resolve_precision",
     "stylize",

@@ -81,19 +81,20 @@ class Backbone:
 
 
 _lock = threading.Lock()
-_backbones: dict[tuple[str, str, str], Backbone] = {}
+_backbones: dict[tuple[str, str, str, bool], Backbone] = {}
 _extractors: dict[tuple, keras.Model] = {}
 
 
 def get_backbone(name: str, pooling: str, precision: str) -> tuple[Backbone, bool]:
     """The cached backbone (built on first use); the bool says whether it was already built in this process."""
     pooling = pooling if name == "vgg19" else "max"  # pooling is a VGG19 option only
-    key = (name, pooling, precision)
+    random_weights = weights_mod.random_weights_requested()
+    key = (name, pooling, precision, random_weights)
     with _lock:
         if key in _backbones:
             return _backbones[key], True
         started = time.perf_counter()
-        model, preprocess, label = _BUILDERS[name](pooling, weights_mod.random_weights_requested())
+        model, preprocess, label = _BUILDERS[name](pooling, random_weights)
         if precision == "bfloat16":
             model = _with_policy(model, _POLICIES[precision])
         names = tuple(layer.name for layer in model.layers if not isinstance(layer, layers.InputLayer))

@@ -166,6 +166,43 @@ def _losses_dict(losses: np.ndarray) -> dict[str, float]:
     return {name: float(value) for name, value in zip(LOSS_NAMES, losses, strict=True)}
 
 
+def _objective(job: _Job, grams: tuple[np.ndarray, ...]) -> backend.Objective:
+    content_index = [job.layer_order.index(name) for name, _w in job.content_layers]
+    style_index = [job.layer_order.index(name) for name, _w in job.style_layers]
+    content_outputs = backend.features_fn(job.extractor, job.backbone.preprocess)(job.content_input)
+    params = job.params
+    return backend.Objective(
+        job.extractor,
+        job.backbone.preprocess,
+        content_index,
+        style_index,
+        [content_outputs[i] for i in content_index],
+        grams,
+        [w for _n, w in job.content_layers],
+        [w for _n, w in job.style_layers],
+        [params.content_weight, params.style_weight, params.tv_weight],
+    )
+
+
+def evaluate_losses(
+    image: np.ndarray, content: np.ndarray, styles: list[np.ndarray], params: StyleParams
+) -> dict[str, float]:
+    """The losses (content, style, tv, total) of an output ``image`` (uint8, the output size of ``params``) for
+    this content, styles and params, e.g. to score a bfloat16 run's output with ``precision="float32"``."""
+    job = _prepare(content, styles, params)
+    image = images.check_image(image, "image").astype(np.float32)
+    if image.shape != job.content_input.shape:
+        raise ParamError(
+            "bad_image",
+            f"image is {image.shape[:2]}, the output size for these params is {job.content_input.shape[:2]}",
+            field="image",
+        )
+    if params.preserve_color == "luminance":  # the optimiser saw luminance only; score what it optimised
+        image = color.luminance_as_rgb(image)
+    losses, _gradient = _objective(job, _style_grams(job))(image)
+    return _losses_dict(losses)
+
+
 def stylize(
     content: np.ndarray,
     styles: list[np.ndarray],
@@ -184,20 +221,7 @@ def stylize(
         # Targets for other styles, size or layers would silently give the wrong style; recompute instead.
         grams = _style_grams(job)
 
-    content_index = [job.layer_order.index(name) for name, _w in job.content_layers]
-    style_index = [job.layer_order.index(name) for name, _w in job.style_layers]
-    content_outputs = backend.features_fn(job.extractor, job.backbone.preprocess)(job.content_input)
-    objective = backend.Objective(
-        job.extractor,
-        job.backbone.preprocess,
-        content_index,
-        style_index,
-        [content_outputs[i] for i in content_index],
-        grams,
-        [w for _n, w in job.content_layers],
-        [w for _n, w in job.style_layers],
-        [params.content_weight, params.style_weight, params.tv_weight],
-    )
+    objective = _objective(job, grams)
 
     optimize_started = time.perf_counter()
 
