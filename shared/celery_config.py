@@ -33,7 +33,11 @@ def celery_config(settings: Settings) -> dict[str, Any]:
     }
     return {
         "broker_url": settings.redis_url,
-        "broker_transport_options": dict(transport_options),
+        # kombu's Redis transport BRPOPs its queues in a list order that it rotates after each message by default
+        # ("round_robin", for fairness), so a worker would alternate interactive and bulk work. "priority" keeps
+        # the order in which the worker consumes them (interactive first: task_queues below and the -Q list of
+        # services.commands.worker_argv), so BRPOP returns an interactive message whenever there is one.
+        "broker_transport_options": {**transport_options, "queue_order_strategy": "priority"},
         "broker_connection_retry_on_startup": True,
         # Our job record, not Celery's result, is the source of truth (BRIEF §2); the backend exists only so that
         # any code that asks for a result sees consistent transport options.
