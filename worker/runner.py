@@ -31,6 +31,7 @@ from shared.params import StyleParams
 from shared.settings import Settings
 from worker.lease import LEASE_TTL_S, JobLease
 from worker.progress import ProgressReporter
+from worker.style_cache import StyleTargetCache
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +70,7 @@ class JobRunner:
         *,
         stylize: Callable[..., Any] = _engine_stylize,
         lease_ttl_s: float = LEASE_TTL_S,
+        style_cache: StyleTargetCache | None = None,
     ) -> None:
         self.registry = registry
         self.storage = storage
@@ -76,6 +78,9 @@ class JobRunner:
         self.identity = identity
         self.stylize = stylize
         self.lease_ttl_s = lease_ttl_s
+        # Shares style targets between jobs, workers and batches (worker/style_cache.py); None: the engine computes
+        # them inside every stylize call.
+        self.style_cache = style_cache
 
     def run(self, job_id: str) -> str:
         """Run one delivery of ``job_id``; returns the job's final status or one of the outcomes above.
@@ -139,7 +144,13 @@ class JobRunner:
             lease_lost=lease.lost,
         )
         engine_started_s = time.monotonic()
-        result = self.stylize(content, styles, params, on_progress=reporter)
+        engine_kwargs: dict[str, Any] = {}
+        targets_outcome = None
+        if self.style_cache is not None:
+            targets, targets_outcome = self.style_cache.targets_for(list(inputs["styles"]), styles, params)
+            if targets is not None:
+                engine_kwargs["style_targets"] = targets
+        result = self.stylize(content, styles, params, on_progress=reporter, **engine_kwargs)
         engine_wall_s = time.monotonic() - engine_started_s
 
         if reporter.stop_reason == "lease_lost" or lease.lost.is_set():
@@ -152,6 +163,12 @@ class JobRunner:
         height, width = int(result.image.shape[0]), int(result.image.shape[1])
         self.storage.put(result_key(job_id), encode_png(result.image), content_type="image/png")
         metrics = dict(result.metrics)
+        if targets_outcome is not None:
+            metrics.update(targets_outcome.metrics())
+            # The engine says "reused" for targets it was handed; if this job computed them (through the cache),
+            # say so. If the engine recomputed (its key check failed), its "computed" stands.
+            if metrics.get("style_targets") != "computed":
+                metrics["style_targets"] = targets_outcome.state
         metrics["queue_wait_s"] = _queue_wait_s(record)
         metrics["engine_wall_s"] = round(engine_wall_s, 3)
         metrics["storage_s"] = round(storage_s + time.monotonic() - t0, 3)

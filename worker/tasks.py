@@ -12,6 +12,7 @@ from services.storage import open_storage
 from shared.tasks import STYLIZE_TASK
 from worker.celery_app import app, settings
 from worker.runner import JobRunner, WorkerIdentity
+from worker.style_cache import StyleTargetCache
 
 log = logging.getLogger(__name__)
 
@@ -20,11 +21,14 @@ log = logging.getLogger(__name__)
 def _runner(pid: int) -> JobRunner:
     """One runner (Redis client, storage client) per process, built after the fork: connections must not be shared
     between a parent and its children. Keyed by pid so a forked child never reuses its parent's."""
+    registry = JobRegistry.from_url(settings.redis_url)
+    storage = open_storage(settings)
     return JobRunner(
-        JobRegistry.from_url(settings.redis_url),
-        open_storage(settings),
+        registry,
+        storage,
         settings,
         WorkerIdentity(hostname=socket.gethostname(), pid=pid),
+        style_cache=StyleTargetCache(storage, registry.redis),
     )
 
 
