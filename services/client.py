@@ -193,6 +193,54 @@ class Client:
         target.write_bytes(data)
         return target
 
+    # --- batches ------------------------------------------------------------------------------------------------
+
+    def create_batch(
+        self,
+        styles: ImageInput | Iterable[ImageInput],
+        params: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """``POST /v1/batches``: one style set (and blend, in ``params``) for many contents; returns the batch."""
+        if isinstance(styles, (str, bytes, os.PathLike, tuple)):
+            styles = [styles]
+        files = [("style", _file_part(style, f"style{i}")) for i, style in enumerate(styles)]
+        data = {"params": json.dumps(dict(params))} if params else None
+        return self._json("POST", "/v1/batches", files=files, data=data)
+
+    def add_batch_items(self, batch_id: str, contents: Iterable[tuple[str, bytes]]) -> list[dict[str, Any]]:
+        """``POST /v1/batches/{id}/items``: ``(source name, image bytes)`` pairs. Returns ``[{name, job_id,
+        created}]``; a name already in the batch returns its existing job (``created`` False): safe to resend."""
+        files = [("content", (name, data)) for name, data in contents]
+        return self._json("POST", f"/v1/batches/{batch_id}/items", files=files)["items"]
+
+    def get_batch(self, batch_id: str, *, offset: int = 0, limit: int = 100) -> dict[str, Any]:
+        """``GET /v1/batches/{id}``: counts, progress, ETA and one page of items."""
+        return self._json("GET", f"/v1/batches/{batch_id}", params={"offset": offset, "limit": limit})
+
+    def batch_items(self, batch_id: str, *, page_size: int = 500) -> list[dict[str, Any]]:
+        """Every item of the batch (all pages), in the order they were added."""
+        items: list[dict[str, Any]] = []
+        offset: int | None = 0
+        while offset is not None:
+            page = self.get_batch(batch_id, offset=offset, limit=page_size)
+            items += page["items"]
+            offset = page.get("next_offset")
+        return items
+
+    def cancel_batch(self, batch_id: str) -> dict[str, Any]:
+        """``POST /v1/batches/{id}/cancel``."""
+        return self._json("POST", f"/v1/batches/{batch_id}/cancel")
+
+    def download_batch_zip(self, batch_id: str, path: str | os.PathLike[str]) -> Path:
+        """``GET /v1/batches/{id}/results.zip`` streamed to ``path``."""
+        response = self._request("GET", f"/v1/batches/{batch_id}/results.zip", stream=True)
+        target = Path(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with target.open("wb") as handle:
+            for chunk in response.iter_content(64 * 1024):
+                handle.write(chunk)
+        return target
+
     # --- service ------------------------------------------------------------------------------------------------
 
     def health(self) -> dict[str, Any]:

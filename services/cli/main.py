@@ -17,6 +17,7 @@ COMMANDS: dict[str, str] = {
     "demo": "services.cli.demo:demo",
     "submit": "services.cli.jobs:submit",
     "status": "services.cli.jobs:status",
+    "batch": "services.cli.batch:batch",
 }
 
 

@@ -1,0 +1,258 @@
+"""``atelier batch``: style every image of a folder through the API, resumably.
+
+    atelier batch photos/ --style starry.jpg -o styled/ --size 512 --iterations 300
+    atelier batch photos/ --style a.jpg --style b.jpg --style-blend 0.7,0.3 -o styled/ --dry-run
+
+It walks INPUT_DIR recursively (jpg, jpeg, png, webp; other files are counted and skipped), mirrors subfolders in
+OUTPUT_DIR (``photos/a/x.jpg`` -> ``styled/a/x.png``), and shows one progress bar: images done of total, the running
+jobs' iterations, the ETA. A manifest in OUTPUT_DIR (``services/manifest.py``) makes it resumable: the batch id is
+recorded before any image is sent, each image's job id right after; a rerun asks the API for the batch's items by
+name, so it re-attaches to jobs in flight and never submits an image twice, and skips finished outputs. Ctrl-C
+leaves the jobs running on the service; the same command picks them up. At the end it lists failures with their
+reasons and exits with status 1 if there were any.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import click
+
+from services.cli.jobs import api_key_option, api_option
+from services.cli.options import params_from_options, style_param_options
+from shared.errors import AtelierError
+from shared.params import PARAM_SPECS
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
+POLL_INTERVAL_S = 0.5
+EXIT_INTERRUPTED = 130
+
+
+@dataclass(frozen=True)
+class Source:
+    name: str  # relative POSIX path under INPUT_DIR: the item's name in the batch
+    path: Path
+    output: Path
+
+
+def scan(input_dir: Path, output_dir: Path) -> tuple[list[Source], list[Path]]:
+    """Images under ``input_dir`` (sorted, with their output paths) and the other files that are skipped."""
+    from services.batches import result_names
+
+    images, others = [], []
+    output_dir = output_dir.resolve()
+    for path in sorted(p for p in input_dir.rglob("*") if p.is_file()):
+        if output_dir in path.resolve().parents or path.name.startswith("."):
+            continue  # OUTPUT_DIR inside INPUT_DIR, hidden files (our own manifest and temporary files)
+        (images if path.suffix.lower() in IMAGE_SUFFIXES else others).append(path)
+    names = [path.relative_to(input_dir).as_posix() for path in images]
+    outputs = result_names(names)
+    return [Source(n, p, output_dir / o) for n, p, o in zip(names, images, outputs, strict=True)], others
+
+
+@click.command(context_settings={"max_content_width": 120})
+@click.argument("input_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--style", "styles", multiple=True, required=True,
+              type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="A style image; repeat for several (mixed with --style-blend).")
+@click.option("-o", "--output", "output_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Folder for the results (subfolders of INPUT_DIR are mirrored) and the resume manifest.")
+@click.option("--dry-run", is_flag=True, help="List what would be done (from the manifest); send nothing.")
+@api_option
+@api_key_option
+@style_param_options()
+def batch(input_dir: Path, styles: tuple[Path, ...], output_dir: Path, dry_run: bool, api_url: str,
+          api_key: str | None, **param_options: Any) -> None:
+    """Style every image under INPUT_DIR with the --style image(s) into OUTPUT_DIR, resumably."""
+    from services.manifest import Manifest, ManifestError, file_sha256, fingerprint
+
+    try:
+        params = params_from_options(param_options).with_styles(len(styles))
+    except AtelierError as exc:
+        raise click.ClickException(exc.message) from None
+    given = {spec.name for spec in PARAM_SPECS if param_options.get(spec.name) is not None}
+    payload = {name: value for name, value in params.to_dict().items() if name in given}
+    sources, others = scan(input_dir, output_dir)
+    try:
+        manifest = Manifest.open(output_dir, fingerprint=fingerprint([file_sha256(s) for s in styles], payload),
+                                 api_url=api_url)
+    except ManifestError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"{len(sources)} images in {input_dir}" + (f", {len(others)} other files skipped" if others else ""),
+               err=True)
+    if dry_run:
+        _dry_run(sources, manifest)
+        return
+    if not sources:
+        return
+    run = BatchRun(api_url, api_key, manifest, sources, list(styles), payload)
+    try:
+        failures = run.run()
+    except KeyboardInterrupt:
+        run.close_bar()
+        click.echo(f"interrupted; jobs already sent keep running. Run the same command again to resume "
+                   f"(manifest {manifest.path}).", err=True)
+        sys.exit(EXIT_INTERRUPTED)
+    except run.client_errors as exc:
+        run.close_bar()
+        raise click.ClickException(str(exc)) from None
+    if failures:
+        click.echo(f"{len(failures)} of {len(sources)} images failed:", err=True)
+        for name, reason in failures:
+            click.echo(f"  {name}: {reason}", err=True)
+        sys.exit(1)
+    click.echo(f"done: {len(sources)} images in {output_dir}", err=True)
+
+
+def _dry_run(sources: list[Source], manifest: Any) -> None:
+    done = attach = send = 0
+    for source in sources:
+        if manifest.is_done(source.name, source.output):
+            action, done = "skip (done)", done + 1
+        elif manifest.job_id(source.name):
+            action, attach = f"attach to job {manifest.job_id(source.name)}", attach + 1
+        else:
+            action, send = "submit", send + 1
+        click.echo(f"{action}: {source.name} -> {source.output}")
+    batch_text = f"batch {manifest.batch_id}" if manifest.batch_id else "a new batch"
+    click.echo(f"would submit {send}, re-attach to {attach}, skip {done} ({batch_text})", err=True)
+
+
+class BatchRun:
+    """One run of the command: create or resume the batch, add what is missing, wait and download."""
+
+    def __init__(self, api_url: str, api_key: str | None, manifest: Any, sources: list[Source], styles: list[Path],
+                 params: dict[str, Any]) -> None:
+        from services.client import Client, ClientError
+
+        self.client = Client(api_url, api_key=api_key)
+        self.client_errors = ClientError
+        self.manifest = manifest
+        self.sources = sources
+        self.styles = styles
+        self.params = params
+        self.bar: Any = None
+
+    def run(self) -> list[tuple[str, str]]:
+        from services.manifest import FAILED, REJECTED
+
+        todo = [s for s in self.sources if not self.manifest.is_done(s.name, s.output)]
+        self._open_bar(done=len(self.sources) - len(todo))
+        if todo:
+            self._ensure_batch()
+            self._reattach(todo)
+            for source in todo:
+                if not self.manifest.job_id(source.name) or self.manifest.status(source.name) == REJECTED:
+                    self._submit(source)
+            self._wait(todo)
+        self.close_bar()
+        return [(s.name, self.manifest.items[s.name].get("error") or "failed") for s in self.sources
+                if self.manifest.status(s.name) in (FAILED, REJECTED)]
+
+    # --- steps -----------------------------------------------------------------------------------------------------
+
+    def _ensure_batch(self) -> None:
+        if self.manifest.batch_id:
+            return
+        batch = self.client.create_batch(self.styles, params=self.params)
+        self.manifest.set_batch(batch["id"])  # recorded before any item is added: a rerun resumes this batch
+        self._say(f"batch {batch['id']} created")
+
+    def _reattach(self, todo: list[Source]) -> None:
+        """Adopt the jobs the API already has for our names (sent just before an interrupt, or recorded)."""
+        from services.manifest import SUBMITTED
+
+        known = {item["name"]: item["job_id"] for item in self.client.batch_items(self.manifest.batch_id)}
+        changed = False
+        for source in todo:
+            job_id = known.get(source.name)
+            if job_id and (self.manifest.job_id(source.name) != job_id
+                           or self.manifest.status(source.name) != SUBMITTED):
+                self.manifest.record(source.name, save=False, job_id=job_id, status=SUBMITTED,
+                                     output=str(source.output), error=None)
+                changed = True
+        if changed:
+            self.manifest.save()
+
+    def _submit(self, source: Source) -> None:
+        from services.client import ApiError
+        from services.manifest import REJECTED, SUBMITTED
+
+        try:
+            (item,) = self.client.add_batch_items(self.manifest.batch_id, [(source.name, source.path.read_bytes())])
+        except ApiError as exc:
+            if exc.status in (400, 413, 415, 422):  # this image is refused; the others go on
+                self.manifest.record(source.name, job_id=None, status=REJECTED, error=f"{exc.code}: {exc.message}")
+                self.bar.update(1)
+                return
+            raise
+        self.manifest.record(source.name, job_id=item["job_id"], status=SUBMITTED, output=str(source.output),
+                             error=None)
+        self._say(f"sent {source.name}", refresh_only=True)
+
+    def _wait(self, todo: list[Source]) -> None:
+        from services.manifest import FAILED, SUBMITTED
+
+        pending = {s.name: s for s in todo if self.manifest.status(s.name) == SUBMITTED}
+        while pending:
+            batch = self.client.get_batch(self.manifest.batch_id, limit=1)
+            items = self.client.batch_items(self.manifest.batch_id)
+            running = []
+            for item in items:
+                source = pending.get(item["name"])
+                if source is None:
+                    continue
+                status = item["status"]
+                if status == "succeeded":
+                    self._download(source, item["job_id"])
+                    del pending[source.name]
+                elif status in ("failed", "canceled"):
+                    error = item.get("error") or {}
+                    reason = f"{status}: {error.get('code')}: {error.get('message')}" if error else status
+                    self.manifest.record(source.name, status=FAILED, error=reason)
+                    self.bar.update(1)
+                    del pending[source.name]
+                elif status == "running" and item.get("progress"):
+                    progress = item["progress"]
+                    running.append(f"{progress.get('iteration', 0)}/{progress.get('iterations', '?')}")
+            self._show(running, batch.get("eta_s"))
+            if pending:
+                time.sleep(POLL_INTERVAL_S)
+
+    def _download(self, source: Source, job_id: str) -> None:
+        from services.manifest import SUCCEEDED, write_atomically
+
+        write_atomically(source.output, self.client.result_bytes(job_id))
+        self.manifest.record(source.name, status=SUCCEEDED, error=None)
+        self.bar.update(1)
+
+    # --- progress bar ----------------------------------------------------------------------------------------------
+
+    def _open_bar(self, done: int) -> None:
+        from tqdm import tqdm
+
+        self.bar = tqdm(total=len(self.sources), initial=done, desc="images", unit="img", file=sys.stderr,
+                        dynamic_ncols=True)
+
+    def _show(self, running: list[str], eta_s: float | None) -> None:
+        postfix = {}
+        if running:
+            postfix["running"] = " ".join(running[:4]) + (" ..." if len(running) > 4 else "")
+        if eta_s is not None:
+            postfix["eta"] = f"{eta_s:.0f}s"
+        self.bar.set_postfix(postfix, refresh=True)
+
+    def _say(self, message: str, refresh_only: bool = False) -> None:
+        if refresh_only:
+            self.bar.set_postfix_str(message, refresh=True)
+        else:
+            self.bar.write(message, file=sys.stderr)
+
+    def close_bar(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
