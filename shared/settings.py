@@ -44,6 +44,9 @@ class Settings:
     job_time_limit_s: int = 3600
     visibility_timeout_s: int = 0  # 0 means 2 * job_time_limit_s + 600 (must exceed the longest job: BRIEF §4)
     max_deliveries: int = 3
+    # A running job's lease (worker/lease.py) expires this long after its worker stops renewing it (killed, lost):
+    # how long a redelivered job waits before taking over from a dead worker.
+    lease_ttl_s: float = 20.0
     presign_ttl_s: int = 300
     progress_min_interval_s: float = 0.5  # the worker writes progress at most this often
     preview_every: int = 50  # store a preview image every N iterations (0: never)
@@ -109,6 +112,7 @@ _FIELDS: dict[str, tuple[type, float | None]] = {
     "job_time_limit_s": (int, 1),
     "visibility_timeout_s": (int, 1),
     "max_deliveries": (int, 1),
+    "lease_ttl_s": (float, 1),
     "presign_ttl_s": (int, 1),
     "progress_min_interval_s": (float, 0),
     "preview_every": (int, 0),

@@ -21,7 +21,7 @@ from shared.errors import Unavailable
 
 log = logging.getLogger(__name__)
 
-LEASE_TTL_S = 20.0
+LEASE_TTL_S = 20.0  # default; workers use Settings.lease_ttl_s (ATELIER_LEASE_TTL_S)
 # Three renewals per TTL: one slow Redis round trip or a busy moment does not lose the lease.
 HEARTBEAT_FRACTION = 1 / 3
 

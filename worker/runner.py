@@ -29,7 +29,7 @@ from shared.images import encode_png, load_rgb
 from shared.jobs import JobStatus, is_terminal, metrics_key, parse_iso, result_key
 from shared.params import StyleParams
 from shared.settings import Settings
-from worker.lease import LEASE_TTL_S, JobLease
+from worker.lease import JobLease
 from worker.progress import ProgressReporter
 from worker.style_cache import StyleTargetCache
 
@@ -69,7 +69,7 @@ class JobRunner:
         identity: WorkerIdentity,
         *,
         stylize: Callable[..., Any] = _engine_stylize,
-        lease_ttl_s: float = LEASE_TTL_S,
+        lease_ttl_s: float | None = None,
         style_cache: StyleTargetCache | None = None,
     ) -> None:
         self.registry = registry
@@ -77,7 +77,7 @@ class JobRunner:
         self.settings = settings
         self.identity = identity
         self.stylize = stylize
-        self.lease_ttl_s = lease_ttl_s
+        self.lease_ttl_s = lease_ttl_s or settings.lease_ttl_s
         # Shares style targets between jobs, workers and batches (worker/style_cache.py); None: the engine computes
         # them inside every stylize call.
         self.style_cache = style_cache

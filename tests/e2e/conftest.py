@@ -101,6 +101,8 @@ def start_stack(kind: str, redis_server: RedisServer, tmp: Path, s3_endpoint: st
         "ATELIER_REDIS_URL": redis_url,
         "ATELIER_PROGRESS_MIN_INTERVAL_S": "0",
         "ATELIER_PREVIEW_EVERY": "4",
+        # A killed worker's job is taken over 3 s after its last lease renewal (production default: 20 s).
+        "ATELIER_LEASE_TTL_S": "3",
     }
     if kind == "s3":
         assert s3_endpoint is not None
@@ -161,3 +163,32 @@ def wait_until(predicate: Callable[[], Any], timeout_s: float, interval_s: float
             return value
         time.sleep(interval_s)
     raise AssertionError(f"timed out after {timeout_s} s waiting for {what or predicate}")
+
+
+def descendants(root_pid: int) -> set[int]:
+    """Every process below ``root_pid`` (from /proc)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(entry.name))
+    found: set[int] = set()
+    todo = [root_pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            if child not in found:
+                found.add(child)
+                todo.append(child)
+    return found
+
+
+def running(pid: int) -> bool:
+    """True while ``pid`` exists and is not a zombie."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import signal
 
 import pytest
 import requests
@@ -13,7 +15,7 @@ from PIL import Image
 from services.client import NotReadyError
 from shared.jobs import metrics_key, result_key
 
-from .conftest import CONTENT, STYLE, Stack, wait_until
+from .conftest import CONTENT, STYLE, Stack, descendants, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -156,3 +158,22 @@ def test_missing_style_is_400_and_leaves_nothing(local_stack: Stack):
     assert response.status_code == 400
     assert response.json()["error"]["field"] == "style"
     assert stack.registry.redis.zcard("atelier:jobs") == jobs_before
+
+
+def test_a_killed_worker_process_does_not_lose_its_job(local_stack: Stack):
+    # SIGKILL the pool process running the job (as the OOM killer would). Celery's main process sees it die and,
+    # with task_reject_on_worker_lost, puts the message back; the new delivery waits for the dead process's lease
+    # to expire (ATELIER_LEASE_TTL_S=3 here), takes the job over and finishes it.
+    stack = local_stack
+    job_id = submit(stack, size=64, iterations=24, progress_every=2)
+    running = wait_until(
+        lambda: (lambda job: job if (job["progress"] or {}).get("iteration", 0) >= 2 else None)(
+            stack.client.get(job_id)),
+        90, 0.1, "the job to report progress")
+    pid = running["worker"]["pid"]
+    assert pid in descendants(stack.worker.pid)  # a process of this test's own worker
+    os.kill(pid, signal.SIGKILL)
+    job = wait_terminal(stack, job_id, timeout_s=180)
+    assert job["status"] == "succeeded", stack.logs()
+    assert job["worker"]["pid"] != pid
+    assert stack.registry.get(job_id)["deliveries"] == 2
