@@ -131,8 +131,9 @@ def wait_with_bar(client: Any, job_id: str, *, timeout_s: float | None = None, l
         if state == last:  # redraw only on news, so logs that are not terminals stay short
             return
         last.update(state)
-        if progress.get("iterations") and bar.total != progress["iterations"]:
-            bar.total = progress["iterations"]
+        iterations = progress.get("iterations") or (job.get("params") or {}).get("iterations")
+        if iterations and bar.total != iterations:
+            bar.total = iterations
         if progress.get("iteration") is not None:
             bar.n = progress["iteration"]
         losses = progress.get("losses") or {}
