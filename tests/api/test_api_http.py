@@ -8,6 +8,7 @@ import os
 import subprocess
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,7 @@ from PIL import Image
 
 from services.commands import api_argv, resolve
 from services.devstack import free_port
+from services.queue import queued_messages
 from services.registry import JobRegistry
 from services.storage import S3Storage
 from shared.jobs import JobStatus, result_key
@@ -41,16 +43,16 @@ def served(redis_server, s3_endpoint, tmp_path_factory):
            "PYTHONPATH": str(ROOT)}
     log_path = tmp_path_factory.mktemp("gunicorn") / "api.log"
     with open(log_path, "wb") as log:
-        process = subprocess.Popen(resolve(api_argv(f"127.0.0.1:{port}", workers=1, threads=2)), cwd=ROOT, env=env,
+        process = subprocess.Popen(resolve(api_argv(f"127.0.0.1:{port}", workers=2, threads=4)), cwd=ROOT, env=env,
                                    stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 30
         while True:
             try:
-                if requests.get(base + "/readyz", timeout=2).status_code == 200:
+                if requests.get(base + "/readyz", timeout=5).status_code == 200:
                     break
-            except requests.ConnectionError:
+            except requests.RequestException:  # not listening yet, or still booting
                 pass
             assert process.poll() is None, log_path.read_text()
             assert time.monotonic() < deadline, "gunicorn not ready: " + log_path.read_text()
@@ -101,6 +103,24 @@ def test_upload_over_the_limit_is_a_413_json_answer_over_http(served):
     assert response.json()["error"]["code"] == "upload_too_large"
     assert str(UPLOAD_LIMIT_BYTES) in response.json()["error"]["message"]
     assert client.dbsize() == before
+
+
+def test_concurrent_submissions_each_get_one_record_and_one_message(served):
+    base, client, _ = served
+    client.delete(INTERACTIVE_QUEUE)
+    before = client.zcard("atelier:jobs")
+
+    def submit(index: int) -> requests.Response:
+        return requests.post(base + "/v1/jobs", files=_files(image_bytes(color=(index, 0, 0))), timeout=30)
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        responses = list(pool.map(submit, range(16)))
+    assert [r.status_code for r in responses] == [202] * 16
+    ids = {r.json()["id"] for r in responses}
+    assert len(ids) == 16
+    assert client.zcard("atelier:jobs") == before + 16
+    queued = {message["headers"]["id"] for message in queued_messages(client, INTERACTIVE_QUEUE)}
+    assert queued == ids
 
 
 def test_health_and_docs_over_http(served):
