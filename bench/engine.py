@@ -53,6 +53,20 @@ def sample(kind: str, name: str) -> Path:
                      "pass --content and --style")
 
 
+def engine_version() -> str:
+    """Commit of the checkout, with "+dirty" when the engine or the parameter specs differ from it: the engine is
+    still moving, and a comparison of rows from two versions would be meaningless."""
+    import subprocess
+
+    def git(*args: str) -> str:
+        done = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=False)
+        return done.stdout.strip()
+
+    commit = git("rev-parse", "--short", "HEAD") or "unknown"
+    dirty = git("status", "--porcelain", "--", "worker/engine", "shared/params.py")
+    return commit + ("+dirty" if dirty else "")
+
+
 def peak_rss_mib() -> float:
     """Peak resident memory of this process so far (Linux reports KiB)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
@@ -62,39 +76,11 @@ def peak_rss_mib() -> float:
 
 
 def losses_in_float32(image_rgb: Any, content_rgb: Any, style_rgb: Any, params: Any) -> dict[str, float]:
-    """Content/style/TV/total loss of ``image_rgb`` (uint8, the output size) under a float32 backbone, with the
-    same targets and weights a float32 run of ``params`` optimises, so a bfloat16 run's result and a float32 run's
-    result are scored by the same yardstick.
+    """Losses of an output image scored by a float32 backbone with the targets and weights of ``params``, so a
+    bfloat16 run's result and a float32 run's result are measured with the same yardstick."""
+    from worker.engine import evaluate_losses
 
-    The engine has no public "evaluate" entry point, so this assembles the float32 objective from the engine's
-    own preparation steps (the same calls ``stylize`` makes); the bench test runs it, so a change in the engine
-    that breaks it is caught.
-    """
-    import numpy as np
-
-    from worker.engine import backend_tf
-    from worker.engine import engine as core
-
-    params32 = params.replace(precision="float32")
-    job = core._prepare(content_rgb, [style_rgb], params32)
-    if tuple(image_rgb.shape[:2]) != tuple(job.content_input.shape[:2]):
-        raise ValueError(f"image is {image_rgb.shape[:2]}, the run's output size is {job.content_input.shape[:2]}")
-    content_index = [job.layer_order.index(name) for name, _w in job.content_layers]
-    style_index = [job.layer_order.index(name) for name, _w in job.style_layers]
-    content_outputs = backend_tf.features_fn(job.extractor, job.backbone.preprocess)(job.content_input)
-    objective = backend_tf.Objective(
-        job.extractor, job.backbone.preprocess, content_index, style_index,
-        [content_outputs[i] for i in content_index], core._style_grams(job),
-        [w for _n, w in job.content_layers], [w for _n, w in job.style_layers],
-        [params32.content_weight, params32.style_weight, params32.tv_weight],
-    )
-    image = image_rgb.astype(np.float32)
-    if params.preserve_color == "luminance":  # the optimiser saw luminance only; score what it optimised
-        from worker.engine import color
-
-        image = color.luminance_as_rgb(image)
-    losses, _gradient = objective(image)
-    return dict(zip(core.LOSS_NAMES, map(float, losses), strict=True))
+    return evaluate_losses(image_rgb, content_rgb, [style_rgb], params.replace(precision="float32"))
 
 
 # --- timing -------------------------------------------------------------------------------------------------------
@@ -190,6 +176,7 @@ def bench_backbone(backbone: str, content_rgb: Any, style_rgb: Any, args: argpar
         "final_loss_evaluated_f32": final_f32,
         "backbone_build_s": metrics.get("backbone_build_s"),
         "peak_rss_mib": peak_rss_mib(),
+        "engine_version": engine_version(),
         "paper_seconds": PAPER_TABLE_4_1[backbone][0],
         "paper_total_variation": PAPER_TABLE_4_1[backbone][1],
     }

