@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from flask import Flask
 
+from api import auth, ratelimit
 from api.blueprints import batches, docs, health, jobs, metrics
 from api.context import EXTENSION_NAME, ApiContext
 from api.errors import register_error_handlers
@@ -36,6 +37,8 @@ def create_app(
         queue=queue or JobQueue(settings),
     )
     register_error_handlers(app)
+    ratelimit.install(app)
+    auth.install(app, [jobs.bp, batches.bp])
     for blueprint in (jobs.bp, batches.bp, health.bp, docs.bp, metrics.bp):
         app.register_blueprint(blueprint)
     return app

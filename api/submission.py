@@ -23,9 +23,11 @@ from shared.logging import JOB_ID
 log = logging.getLogger(__name__)
 
 
-def submit_job(ctx: ApiContext, request: JobRequest, *, batch_id: str | None = None) -> dict[str, Any]:
-    """Store, record and enqueue one job; returns the record as written (status ``queued``)."""
-    job_id = new_job_id()
+def submit_job(ctx: ApiContext, request: JobRequest, *, batch_id: str | None = None, job_id: str | None = None,
+               tenant: str = "default") -> dict[str, Any]:
+    """Store, record and enqueue one job for ``tenant``; returns the record as written (status ``queued``).
+    ``job_id`` is given when the id was reserved beforehand (api/idempotency.py)."""
+    job_id = job_id or new_job_id()
     JOB_ID.set(job_id)  # this request's log lines carry the new id (reset after the request: api/blueprints/metrics.py)
     created_keys: list[str] = []
     record_written = False
@@ -41,6 +43,7 @@ def submit_job(ctx: ApiContext, request: JobRequest, *, batch_id: str | None = N
             style_names=[upload.name for upload in request.styles],
             queue=request.queue,
             batch_id=batch_id,
+            tenant=tenant,
         )
         ctx.registry.create(record)  # the record exists before the message: a worker never sees an unknown id
         record_written = True

@@ -4,6 +4,8 @@ Layout:
 - ``atelier:job:<id>``: the record, one JSON document (schema in ``shared.jobs.new_job_record``);
 - ``atelier:jobs``: sorted set of every job id, score = creation time (epoch seconds), for newest-first listing;
 - ``atelier:jobs:status:<status>``: the same, per status, so a filtered listing reads only matching ids;
+- ``atelier:jobs:tenant:<tenant>`` and ``atelier:jobs:tenant:<tenant>:status:<status>``: the same two indexes per
+  tenant, so a tenant's listing never reads (or leaks) another tenant's ids;
 - ``atelier:lease:<id>``: a short-lived lease a worker holds while it runs the job (duplicate deliveries back off).
 
 Status transitions are read-modify-write under WATCH/MULTI (optimistic locking, retried on conflict), so a cancel
@@ -33,9 +35,14 @@ JOB_KEY_PREFIX = "atelier:job:"
 ALL_JOBS_KEY = "atelier:jobs"
 STATUS_INDEX_PREFIX = "atelier:jobs:status:"
 LEASE_KEY_PREFIX = "atelier:lease:"
+TENANT_INDEX_PREFIX = "atelier:jobs:tenant:"
+DEFAULT_TENANT = "default"  # same as services.tenants.DEFAULT_TENANT: records without a tenant belong to it
 MAX_LIST_LIMIT = 100
 
 T = TypeVar("T")
+# Module-level aliases: inside JobRegistry the name ``list`` is the method, not the builtin.
+Records = list[dict[str, Any]]
+Entries = list[tuple[str, float]]
 
 
 def job_key(job_id: str) -> str:
@@ -44,6 +51,14 @@ def job_key(job_id: str) -> str:
 
 def status_index_key(status: str) -> str:
     return STATUS_INDEX_PREFIX + status
+
+
+def tenant_index_key(tenant: str, status: str | None = None) -> str:
+    return TENANT_INDEX_PREFIX + tenant + (f":status:{status}" if status else "")
+
+
+def _tenant(record: dict[str, Any]) -> str:
+    return str(record.get("tenant") or DEFAULT_TENANT)
 
 
 def lease_key(job_id: str) -> str:
@@ -108,8 +123,8 @@ class JobRegistry:
 
     @_redis_errors
     def list(
-        self, status: str | None = None, limit: int = 20, cursor: str | None = None
-    ) -> tuple[list[dict[str, Any]], str | None]:
+        self, status: str | None = None, limit: int = 20, cursor: str | None = None, *, tenant: str | None = None
+    ) -> tuple[Records, str | None]:
         """Newest first. ``cursor`` is the ``next_cursor`` of the previous page; it stays valid when new jobs
         arrive (it names the last job seen, not an offset)."""
         if status is not None and status not in STATUS_VALUES:
@@ -118,7 +133,10 @@ class JobRegistry:
         if not 1 <= limit <= MAX_LIST_LIMIT:
             raise BadRequest("bad_limit", f"limit={limit} is not allowed; expected 1 to {MAX_LIST_LIMIT}",
                              field="limit")
-        index = status_index_key(status) if status else ALL_JOBS_KEY
+        if tenant is not None:
+            index = tenant_index_key(tenant, status)
+        else:
+            index = status_index_key(status) if status else ALL_JOBS_KEY
         entries = self._page_entries(index, limit + 1, cursor)  # one extra tells whether another page exists
         page = entries[:limit]
         records = []
@@ -129,16 +147,21 @@ class JobRegistry:
         next_cursor = _encode_cursor(*page[-1]) if len(entries) > limit else None
         return records, next_cursor
 
-    def _page_entries(self, index: str, count: int, cursor: str | None) -> list[tuple[str, float]]:
+    def _page_entries(self, index: str, count: int, cursor: str | None) -> Entries:
         """Up to ``count`` (job id, score) pairs after ``cursor``, newest first."""
         if cursor is None:
             return _pairs(self.redis.zrevrange(index, 0, count - 1, withscores=True))
         last_id, score = _decode_cursor(cursor)
         rank = self.redis.zrevrank(index, last_id)
-        if rank is not None:
+        if isinstance(rank, int):  # None when the cursor's job left this index
             return _pairs(self.redis.zrevrange(index, rank + 1, rank + count, withscores=True))
         # The cursor's job changed status or was deleted: continue strictly below its creation time.
         return _pairs(self.redis.zrevrangebyscore(index, f"({score!r}", "-inf", start=0, num=count, withscores=True))
+
+    @_redis_errors
+    def count_for_tenant(self, tenant: str, status: str) -> int:
+        """How many of ``tenant``'s jobs are in ``status`` (the queued-jobs cap, api/ratelimit.py)."""
+        return int(self.redis.zcard(tenant_index_key(tenant, status)))
 
     @_redis_errors
     def count_by_status(self) -> dict[str, int]:
@@ -161,16 +184,24 @@ class JobRegistry:
             pipe.set(job_key(job_id), json.dumps(record))
             pipe.zadd(ALL_JOBS_KEY, {job_id: _score(record)})
             pipe.zadd(status_index_key(record["status"]), {job_id: _score(record)})
+            pipe.zadd(tenant_index_key(_tenant(record)), {job_id: _score(record)})
+            pipe.zadd(tenant_index_key(_tenant(record), record["status"]), {job_id: _score(record)})
             pipe.execute()
 
     @_redis_errors
     def delete(self, job_id: str) -> None:
         """Remove a record and its index entries (rollback of a request that could not be enqueued)."""
+        raw = self.redis.get(job_key(job_id))
+        tenant = _tenant(json.loads(raw)) if raw is not None else None
         pipe = self.redis.pipeline()
         pipe.delete(job_key(job_id), lease_key(job_id))
         pipe.zrem(ALL_JOBS_KEY, job_id)
         for status in STATUS_VALUES:
             pipe.zrem(status_index_key(status), job_id)
+            if tenant is not None:
+                pipe.zrem(tenant_index_key(tenant, status), job_id)
+        if tenant is not None:
+            pipe.zrem(tenant_index_key(tenant), job_id)
         pipe.execute()
 
     def update(self, job_id: str, **fields: Any) -> dict[str, Any]:
@@ -337,6 +368,8 @@ class JobRegistry:
                         score = _score(new_record)
                         pipe.zrem(status_index_key(old_status), job_id)
                         pipe.zadd(status_index_key(new_record["status"]), {job_id: score})
+                        pipe.zrem(tenant_index_key(_tenant(new_record), old_status), job_id)
+                        pipe.zadd(tenant_index_key(_tenant(new_record), new_record["status"]), {job_id: score})
                         if is_terminal(new_record["status"]):
                             # Same MULTI as the status change: each job counted exactly once (services/metrics.py).
                             metrics.count_job_finished(pipe, new_record)
@@ -365,7 +398,7 @@ def _score(record: dict[str, Any]) -> float:
     return parse_iso(record["created_at"]).timestamp()
 
 
-def _pairs(entries: list[tuple[Any, float]]) -> list[tuple[str, float]]:
+def _pairs(entries: Any) -> Entries:
     return [(member.decode() if isinstance(member, bytes) else str(member), float(score)) for member, score in entries]
 
 

@@ -271,9 +271,10 @@ class _BotoErrors:
     def __enter__(self) -> None:
         return None
 
-    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> bool:
+    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
+        # Returns None: never swallows an exception, it only replaces botocore's with ours.
         if exc is None:
-            return False
+            return
         from botocore.exceptions import BotoCoreError, ClientError
 
         if isinstance(exc, ClientError):
@@ -286,7 +287,6 @@ class _BotoErrors:
         if isinstance(exc, BotoCoreError):
             raise Unavailable("storage_unavailable",
                               f"storage {self.storage.describe()} is unavailable: {exc}") from exc
-        return False
 
 
 def _error_code(exc: Any) -> str:

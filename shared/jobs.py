@@ -76,6 +76,7 @@ def new_job_record(
     style_names: list[str | None],
     queue: str,
     batch_id: str | None = None,
+    tenant: str = "default",
 ) -> dict[str, Any]:
     """A fresh ``queued`` record with every field of the schema (see the service contract)."""
     return {
@@ -101,4 +102,5 @@ def new_job_record(
         "cancel_requested": False,
         "queue": queue,
         "batch_id": batch_id,
+        "tenant": tenant,  # the API key's tenant (api/auth.py); only that tenant sees the job
     }

@@ -18,6 +18,7 @@ from shared.errors import AtelierError
 PREFIX = "ATELIER_"
 MIB = 1024 * 1024
 LOG_FORMATS = ("json", "text")
+AUTH_MODES = ("on", "off")
 
 
 class SettingsError(AtelierError):
@@ -55,6 +56,14 @@ class Settings:
     # Backbone a worker process builds before it takes its first job (readiness): a name, "default" (the default
     # params' backbone) or "none" (build lazily on the first job).
     preload_backbone: str = "default"
+    # Security and reliability (README "Security", "Reliability"). Authentication is "on" everywhere except the
+    # embedded `atelier dev` default, which sets ATELIER_AUTH=off itself.
+    auth: str = "on"
+    rate_limit_per_min: int = 60  # job/batch submissions per tenant per minute (0: no limit)
+    max_queued_jobs: int = 500  # per tenant, jobs waiting to run on either queue (0: no cap)
+    idempotency_ttl_s: int = 86400  # how long an Idempotency-Key is remembered
+    reconcile_interval_s: float = 10.0  # how often the reconciler looks for lost jobs
+    reconcile_grace_s: float = 30.0  # a queued job younger than this is never re-enqueued (its message may be in flight)
 
     def __post_init__(self) -> None:
         if not self.storage:
@@ -73,6 +82,9 @@ class Settings:
                 + ", ".join(LOG_FORMATS),
                 field="ATELIER_LOG_FORMAT",
             )
+        if self.auth not in AUTH_MODES:
+            raise SettingsError(message=f"ATELIER_AUTH={self.auth!r} is not allowed; expected on or off",
+                                field="ATELIER_AUTH")
         if self.visibility_timeout_s <= self.job_time_limit_s:
             raise SettingsError(
                 message=(
@@ -119,6 +131,12 @@ _FIELDS: dict[str, tuple[type, float | None]] = {
     "weights_dir": (str, None),
     "log_format": (str, None),
     "preload_backbone": (str, None),
+    "auth": (str, None),
+    "rate_limit_per_min": (int, 0),
+    "max_queued_jobs": (int, 0),
+    "idempotency_ttl_s": (int, 1),
+    "reconcile_interval_s": (float, 0.1),
+    "reconcile_grace_s": (float, 0),
 }
 
 

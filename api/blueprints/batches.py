@@ -26,7 +26,10 @@ from typing import Any
 from flask import Blueprint, Response, request, stream_with_context
 from werkzeug.datastructures import FileStorage
 
+from api import idempotency
+from api.auth import current_tenant
 from api.context import ApiContext, api_context
+from api.ratelimit import admit_submission
 from api.presenter import result_url
 from api.validation import parse_params
 from services.batches import (
@@ -38,6 +41,7 @@ from services.batches import (
     result_names,
     summarize,
 )
+from services.tenants import DEFAULT_TENANT
 from shared.errors import BadRequest, NotFound, NotReady
 from shared.images import DecodedImage, decode_image
 from shared.jobs import JobStatus, input_key, new_job_id, new_job_record
@@ -91,19 +95,34 @@ def create_batch() -> tuple[dict[str, Any], int, dict[str, str]]:
     contents = _uploaded_items(ctx, required=False)
 
     batches = _batches(ctx)
-    created_keys: list[str] = []
-    record = new_batch_record(params=params.to_dict(), style_keys=[key for key, _d, _t, _n in styles],
-                              style_names=[name for _k, _d, _t, name in styles])
-    try:
-        for key, data, content_type, _name in styles:
-            _store(ctx, key, data, content_type, created_keys)
-        batches.create(record)
-        _add_items(ctx, batches, record, contents, created_keys)
-    except BaseException:
-        _delete_quietly(lambda: batches.delete(record["id"]), f"batch {record['id']}")
-        _delete_inputs(ctx, created_keys)
-        raise
-    return present_batch(ctx, record["id"]), 201, {"Location": batch_url(record["id"])}
+    tenant = current_tenant()
+
+    def create(batch_id: str) -> str:
+        admit_submission(ctx, tenant, new_jobs=len(contents))
+        created_keys: list[str] = []
+        record = new_batch_record(params=params.to_dict(), style_keys=[key for key, _d, _t, _n in styles],
+                                  style_names=[name for _k, _d, _t, name in styles], batch_id=batch_id)
+        record["tenant"] = tenant  # api/auth.py: only this tenant sees the batch and its children
+        try:
+            for key, data, content_type, _name in styles:
+                _store(ctx, key, data, content_type, created_keys)
+            batches.create(record)
+            _add_items(ctx, batches, record, contents, created_keys)
+        except BaseException:
+            _delete_quietly(lambda: batches.delete(record["id"]), f"batch {record['id']}")
+            _delete_inputs(ctx, created_keys)
+            raise
+        return batch_id
+
+    body = idempotency.fingerprint(params=params.to_dict(), styles=[key for key, _d, _t, _n in styles],
+                                   contents=[(item.name, item.key) for item in contents])
+    batch_id, created = idempotency.create_once(
+        ctx, tenant, "batches", body, new_id=new_job_id, create=create,
+        load=lambda existing: existing if batches.get(existing) is not None else None)
+    headers = {"Location": batch_url(batch_id)}
+    if not created:
+        headers["Idempotent-Replayed"] = "true"
+    return present_batch(ctx, batch_id), 201 if created else 200, headers
 
 
 @bp.post("/<batch_id>/items")
@@ -114,6 +133,7 @@ def add_items(batch_id: str) -> tuple[dict[str, Any], int]:
     items = _json_items(ctx) if request.is_json else _multipart_items(ctx)
     if record.get("canceled"):
         raise NotReady("batch_canceled", f"batch {batch_id} was canceled; it accepts no new items", field="id")
+    admit_submission(ctx, current_tenant(), new_jobs=len(items))
     created_keys: list[str] = []
     try:
         added = _add_items(ctx, batches, record, items, created_keys)
@@ -227,7 +247,7 @@ def _add_items(ctx: ApiContext, batches: BatchRegistry, batch: dict[str, Any], i
             record = new_job_record(
                 job_id, params=batch["params"], content_key=item.key, style_keys=batch["inputs"]["styles"],
                 content_name=item.name, style_names=batch["inputs"]["style_names"], queue=BULK_QUEUE,
-                batch_id=batch["id"],
+                batch_id=batch["id"], tenant=batch.get("tenant") or DEFAULT_TENANT,
             )
             ctx.registry.create(record)
             batches.append_item(batch["id"], item.name, job_id)

@@ -5,14 +5,18 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Blueprint, Response, redirect, request, stream_with_context
+from werkzeug.wrappers import Response as BaseResponse
 
+from api import idempotency
+from api.auth import current_tenant
 from api.context import api_context
+from api.ratelimit import admit_submission
 from api.presenter import job_url, present_job
 from api.submission import submit_job
 from api.validation import parse_job_request
 from services.registry import MAX_LIST_LIMIT
 from shared.errors import BadRequest, NotFound, NotReady
-from shared.jobs import JobStatus, preview_key
+from shared.jobs import JobStatus, new_job_id, preview_key
 
 bp = Blueprint("jobs", __name__, url_prefix="/v1/jobs")
 
@@ -23,15 +27,29 @@ DEFAULT_LIST_LIMIT = 20
 def create_job() -> tuple[dict[str, Any], int, dict[str, str]]:
     ctx = api_context()
     job_request = parse_job_request(request, max_pixels=ctx.settings.max_image_pixels)
-    record = submit_job(ctx, job_request)
-    return present_job(record), 202, {"Location": job_url(record["id"])}
+    tenant = current_tenant()
+
+    def create(job_id: str) -> dict[str, Any]:
+        admit_submission(ctx, tenant, new_jobs=1)
+        return submit_job(ctx, job_request, job_id=job_id, tenant=tenant)
+
+    body = idempotency.fingerprint(params=job_request.params.to_dict(), content=job_request.content.image.sha256,
+                                   styles=[upload.image.sha256 for upload in job_request.styles],
+                                   queue=job_request.queue)
+    record, created = idempotency.create_once(ctx, tenant, "jobs", body, new_id=new_job_id, create=create,
+                                              load=ctx.registry.get)
+    headers = {"Location": job_url(record["id"])}
+    if not created:
+        headers["Idempotent-Replayed"] = "true"
+    return present_job(record), 202 if created else 200, headers
 
 
 @bp.get("")
 def list_jobs() -> dict[str, Any]:
     limit = _int_arg("limit", DEFAULT_LIST_LIMIT, 1, MAX_LIST_LIMIT)
     records, next_cursor = api_context().registry.list(
-        status=request.args.get("status") or None, limit=limit, cursor=request.args.get("cursor") or None
+        status=request.args.get("status") or None, limit=limit, cursor=request.args.get("cursor") or None,
+        tenant=current_tenant(),
     )
     return {"jobs": [present_job(record) for record in records], "next_cursor": next_cursor}
 
@@ -51,7 +69,7 @@ def cancel_job(job_id: str) -> tuple[dict[str, Any], int]:
 
 
 @bp.get("/<job_id>/result")
-def get_result(job_id: str) -> Response:
+def get_result(job_id: str) -> BaseResponse:
     ctx = api_context()
     record = ctx.registry.require(job_id)
     if record["status"] != JobStatus.SUCCEEDED or not record.get("result"):
@@ -60,7 +78,7 @@ def get_result(job_id: str) -> Response:
 
 
 @bp.get("/<job_id>/previews/<int:iteration>")
-def get_preview(job_id: str, iteration: int) -> Response:
+def get_preview(job_id: str, iteration: int) -> BaseResponse:
     ctx = api_context()
     record = ctx.registry.require(job_id)
     key = preview_key(job_id, iteration)
@@ -70,7 +88,7 @@ def get_preview(job_id: str, iteration: int) -> Response:
     return _serve_png(key, f"{job_id}-{iteration:06d}.png")
 
 
-def _serve_png(key: str, filename: str) -> Response:
+def _serve_png(key: str, filename: str) -> BaseResponse:
     """Redirect to a presigned URL where storage has them (S3), else stream the bytes through the API."""
     ctx = api_context()
     url = ctx.storage.presigned_url(key, ctx.settings.presign_ttl_s)

@@ -139,6 +139,9 @@ class DevStack:
     def _env(self) -> dict[str, str]:
         env = dict(os.environ)
         env.setdefault("ATELIER_STORAGE", "file://" + str(self.var_dir / "storage"))
+        # The embedded single-user stack is the one place where authentication is off by default (README
+        # "Security"); ATELIER_AUTH=on atelier dev turns it on.
+        env.setdefault("ATELIER_AUTH", "off")
         env["ATELIER_REDIS_URL"] = self.redis.url if self.redis else ""
         env.update(self.extra_env)
         env["PYTHONUNBUFFERED"] = "1"

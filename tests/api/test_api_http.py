@@ -38,7 +38,7 @@ def served(redis_server, s3_endpoint, tmp_path_factory):
     client.flushdb()
     bucket = "atelier-http-" + uuid.uuid4().hex[:8]
     port = free_port()
-    env = {**os.environ, "ATELIER_REDIS_URL": redis_url, "ATELIER_STORAGE": f"s3://{bucket}",
+    env = {**os.environ, "ATELIER_AUTH": "off", "ATELIER_REDIS_URL": redis_url, "ATELIER_STORAGE": f"s3://{bucket}",
            "ATELIER_S3_ENDPOINT_URL": s3_endpoint, "ATELIER_MAX_UPLOAD_BYTES": str(UPLOAD_LIMIT_BYTES),
            "PYTHONPATH": str(ROOT)}
     log_path = tmp_path_factory.mktemp("gunicorn") / "api.log"

@@ -27,7 +27,7 @@ SCRIPT = textwrap.dedent(
         Image.new("RGB", (32, 32), "red").save(buffer, "JPEG")
         return io.BytesIO(buffer.getvalue())
 
-    app = create_app(Settings(redis_url=sys.argv[1], storage="file://" + sys.argv[2]))
+    app = create_app(Settings(redis_url=sys.argv[1], storage="file://" + sys.argv[2], auth="off"))
     client = app.test_client()
     created = client.post("/v1/jobs", data={"content": (jpeg(), "c.jpg"), "style": (jpeg(), "s.jpg")},
                           content_type="multipart/form-data")

@@ -59,7 +59,7 @@ class BatchApi:
 
 @pytest.fixture
 def batch_api(isolated_redis_url: str, tmp_path: Path) -> Iterator[BatchApi]:
-    settings = Settings(redis_url=isolated_redis_url, storage=f"file://{tmp_path / 'storage'}")
+    settings = Settings(redis_url=isolated_redis_url, storage=f"file://{tmp_path / 'storage'}", auth="off")
     app = create_app(settings)
     app.config["TESTING"] = True
     client = redis.Redis.from_url(isolated_redis_url)

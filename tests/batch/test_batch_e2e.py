@@ -71,7 +71,8 @@ def batch_stack(redis_server: RedisServer, tmp_path_factory: pytest.TempPathFact
     client.flushdb()  # our own server and database
     env = {k: v for k, v in os.environ.items() if not k.startswith("ATELIER_")}
     env.update({"ATELIER_REDIS_URL": redis_url, "ATELIER_STORAGE": "file://" + str(tmp / "storage"),
-                "ATELIER_PROGRESS_MIN_INTERVAL_S": "0", "PYTHONUNBUFFERED": "1"})
+                "ATELIER_PROGRESS_MIN_INTERVAL_S": "0", "PYTHONUNBUFFERED": "1",
+                "ATELIER_AUTH": "off"})
     port = free_port()
     api = Child("api", api_argv(f"127.0.0.1:{port}", workers=1, threads=4), env, tmp / "api.log", Path.cwd())
     worker = Child("worker", worker_argv(hostname="batch@%h"), env, tmp / "worker.log", Path.cwd())

@@ -103,6 +103,7 @@ def start_stack(kind: str, redis_server: RedisServer, tmp: Path, s3_endpoint: st
         "ATELIER_PREVIEW_EVERY": "4",
         # A killed worker's job is taken over 3 s after its last lease renewal (production default: 20 s).
         "ATELIER_LEASE_TTL_S": "3",
+        "ATELIER_AUTH": "off",  # keys are tested in tests/security
     }
     if kind == "s3":
         assert s3_endpoint is not None

@@ -15,7 +15,7 @@ from .conftest import parse_metrics, sample
 
 
 def test_metrics_show_cluster_numbers_and_this_apis_requests(isolated_redis_url: str, tmp_path: Path):
-    settings = Settings(redis_url=isolated_redis_url, storage=f"file://{tmp_path / 'storage'}")
+    settings = Settings(redis_url=isolated_redis_url, storage=f"file://{tmp_path / 'storage'}", auth="off")
     app = create_app(settings)
     client = app.test_client()
     registry = JobRegistry(redis.Redis.from_url(isolated_redis_url))

@@ -41,6 +41,6 @@ def test_new_record_has_every_field():
                             content_name="c.jpg", style_names=["s.jpg"], queue="bulk")
     assert set(record) == {"id", "status", "created_at", "started_at", "finished_at", "params", "inputs", "progress",
                            "result", "previews", "error", "metrics", "worker", "deliveries", "cancel_requested",
-                           "queue", "batch_id"}
+                           "queue", "batch_id", "tenant"}
     assert record["status"] == "queued" and record["queue"] == "bulk"
     assert parse_iso(record["created_at"]).tzinfo is not None
