@@ -202,10 +202,11 @@ def _vgg19_cached_weights() -> str:
 
 
 def _xception(pooling: str, random_weights: bool) -> tuple[keras.Model, Callable, str]:
+    path = None if random_weights else weights_mod.official_weights_path("xception")  # fail before building
     model = keras.applications.Xception(include_top=False, weights=None, input_shape=(None, None, 3))
     label = weights_mod.RANDOM_WEIGHTS_LABEL
-    if not random_weights:
-        model.load_weights(str(weights_mod.official_weights_path("xception")))
+    if path is not None:
+        model.load_weights(str(path))
         label = weights_mod.WEIGHTS_LABELS["xception"]
 
     def preprocess(image):
@@ -222,10 +223,11 @@ _IMAGENET_STDDEV_RGB = np.array([0.229, 0.224, 0.225], dtype=np.float32)
 
 
 def _efficientnetb7(pooling: str, random_weights: bool) -> tuple[keras.Model, Callable, str]:
+    path = None if random_weights else weights_mod.official_weights_path("efficientnetb7")  # fail before building
     model = keras.applications.EfficientNetB7(include_top=False, weights=None, input_shape=(None, None, 3))
-    if random_weights:
+    if path is None:
         return model, (lambda image: image), weights_mod.RANDOM_WEIGHTS_LABEL
-    model.load_weights(str(weights_mod.official_weights_path("efficientnetb7")))
+    model.load_weights(str(path))
     norm = next(layer for layer in model.layers if isinstance(layer, layers.Normalization))
     mean = np.asarray(norm.mean, dtype=np.float32).reshape(-1)[:3]
     scale = np.array([1.0 / math.sqrt(s) for s in _IMAGENET_STDDEV_RGB], dtype=np.float32)

@@ -26,6 +26,8 @@ ADAM_EPSILON = 1e-8
 # L-BFGS history size (scipy's default is 10; jcjohnson/neural-style uses 100 at 10x the memory, with no
 # visible gain at a few hundred iterations).
 LBFGS_HISTORY = 10
+# RMS pixel change (0-255 units) of L-BFGS's first step; see run_lbfgs.
+FIRST_STEP_RMS_PX = 1.0
 
 
 class StopOptimization(Exception):
@@ -93,12 +95,16 @@ def run_lbfgs(evaluate: Evaluate, image0: np.ndarray, tracker: Tracker) -> None:
     """Minimise with scipy's L-BFGS-B (no bounds: pixels are clipped to 0-255 once at the end, as neural-style
     does; box constraints would cost an O(n log n) breakpoint sort per iteration for no visible gain)."""
     shape = image0.shape
+    # scipy's first step has length 1 / |gradient| along the gradient, i.e. a total move of one pixel unit over
+    # the whole image; the line search then needs several evaluations to grow it. Optimising x / scale makes that
+    # first step move each pixel by about one unit (RMS) instead. Uniform scaling changes nothing else in L-BFGS.
+    scale = float(np.sqrt(image0.size)) * FIRST_STEP_RMS_PX
 
     def fun(x: np.ndarray) -> tuple[float, np.ndarray]:
-        image = x.reshape(shape).astype(np.float32)
+        image = (x.reshape(shape) * scale).astype(np.float32)
         losses, grad = evaluate(image)
         tracker.observe(image, losses)
-        return float(losses[3]), grad.reshape(-1).astype(np.float64)
+        return float(losses[3]), grad.reshape(-1).astype(np.float64) * scale
 
     start = image0
     while True:
@@ -107,7 +113,7 @@ def run_lbfgs(evaluate: Evaluate, image0: np.ndarray, tracker: Tracker) -> None:
             # ftol/gtol 0: never declare convergence ourselves; iterations, cancel and early stop decide.
             scipy.optimize.minimize(
                 fun,
-                start.reshape(-1).astype(np.float64),
+                start.reshape(-1).astype(np.float64) / scale,
                 jac=True,
                 method="L-BFGS-B",
                 options={

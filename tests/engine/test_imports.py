@@ -1,0 +1,28 @@
+"""The engine is pure computation: importing it pulls in no queue, storage or web library."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+FORBIDDEN = ("redis", "boto3", "botocore", "celery", "kombu", "flask", "werkzeug")
+
+
+def test_engine_imports_no_service_libraries():
+    code = (
+        "import sys, worker.engine, worker.engine.backend_tf, worker.engine.backbones;"
+        f"print(','.join(m for m in {FORBIDDEN!r} if m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert done.stdout.strip().splitlines()[-1:] in ([], [""]), f"engine imported {done.stdout.strip()}"
+
+
+def test_engine_sources_name_no_service_library():
+    from pathlib import Path
+
+    import worker.engine
+
+    for source in Path(worker.engine.__file__).parent.glob("*.py"):
+        text = source.read_text()
+        for name in FORBIDDEN:
+            assert f"import {name}" not in text and f"from {name}" not in text, f"{source.name} imports {name}"
