@@ -19,7 +19,7 @@ Drain: a worker asked to stop finishes the job it is running.
     (``terminationGracePeriodSeconds``, compose ``stop_grace_period``) must cover the longest job. A job cut off by
     SIGKILL is not lost: its message was never acknowledged (late acks) and Redis delivers it again after the
     visibility timeout. Pool children die on SIGTERM (Celery resets it in them), which is why the signal must go to
-    the main process only, not to the process group. A second SIGTERM or SIGQUIT is a cold shutdown (the running
+    the main process only, not to the process group. SIGQUIT is a cold shutdown (the running
     job is interrupted).
 
 Metrics and logs: ``task_prerun``/``task_postrun`` bind the job id to every log line and add the delivery that ended
