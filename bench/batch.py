@@ -11,6 +11,9 @@ targets:
 - ``singles_unique_style``: N single jobs whose style images all differ by one pixel: no two jobs can share targets,
   so this is what every job pays without the style-target cache (the baseline the cache is measured against).
 
+The table also gives the seconds spent sending the requests, the engine's mean seconds per image (on a shared
+machine it moves with the load, and drives img/min) and the worker's own overhead per job (``worker_overhead_s``).
+
 Every case runs ``--rounds`` times, in a rotated order (the machine's load drifts). Per case: images per minute
 (N / (last job finished - first request sent)), how many jobs computed style targets, and the seconds they spent
 doing so (``metrics.style_targets_compute_s``, summed). A warm-up job first builds the backbone in every worker so
@@ -82,7 +85,7 @@ def wait_all(client: Any, job_ids: list[str]) -> list[dict[str, Any]]:
     return [done[job_id] for job_id in job_ids]
 
 
-def summarize(case: str, jobs: list[dict[str, Any]], started_wall_s: float) -> dict[str, Any]:
+def summarize(case: str, jobs: list[dict[str, Any]], started_wall_s: float, submit_s: float) -> dict[str, Any]:
     """``started_wall_s``: epoch seconds of the first request; the end is the last record's ``finished_at``."""
     from shared.jobs import parse_iso
 
@@ -100,6 +103,8 @@ def summarize(case: str, jobs: list[dict[str, Any]], started_wall_s: float) -> d
         "style_targets_compute_s": round(sum(m.get("style_targets_compute_s") or 0.0 for m in metrics), 3),
         "style_targets_wait_s": round(sum(m.get("style_targets_wait_s") or 0.0 for m in metrics), 3),
         "engine_s_mean": round(sum(m["seconds"] for m in metrics) / len(metrics), 3),
+        "worker_overhead_s_mean": round(sum(m.get("worker_overhead_s") or 0.0 for m in metrics) / len(metrics), 3),
+        "submit_s": round(submit_s, 3),
     }
 
 
@@ -117,6 +122,9 @@ def combine(rows: list[dict[str, Any]]) -> dict[str, Any]:
         "style_targets_compute_s": round(sum(row["style_targets_compute_s"] for row in rows), 3),
         "style_targets_wait_s": round(sum(row["style_targets_wait_s"] for row in rows), 3),
         "engine_s_mean": round(sum(row["engine_s_mean"] * row["images"] for row in rows) / images, 3),
+        "worker_overhead_s_mean": round(sum(row["worker_overhead_s_mean"] * row["images"] for row in rows) / images,
+                                        3),
+        "submit_s": round(sum(row["submit_s"] for row in rows), 3),
     }
 
 
@@ -126,8 +134,9 @@ def run_batch(client: Any, items: list[tuple[str, bytes]], style: bytes, params:
     added = []
     for name, data in items:  # one request per image, as `atelier batch` sends them
         added += client.add_batch_items(batch["id"], [(name, data)])
+    submit_s = time.time() - started_wall_s
     jobs = wait_all(client, [item["job_id"] for item in added])
-    return summarize("batch", jobs, started_wall_s)
+    return summarize("batch", jobs, started_wall_s, submit_s)
 
 
 def run_singles(case: str, client: Any, items: list[tuple[str, bytes]], styles: list[bytes],
@@ -135,8 +144,9 @@ def run_singles(case: str, client: Any, items: list[tuple[str, bytes]], styles: 
     started_wall_s = time.time()
     ids = [client.submit((name, data), [("style.png", style)], params=params)["id"]
            for (name, data), style in zip(items, styles, strict=True)]
+    submit_s = time.time() - started_wall_s
     jobs = wait_all(client, ids)
-    return summarize(case, jobs, started_wall_s)
+    return summarize(case, jobs, started_wall_s, submit_s)
 
 
 def say(text: str) -> None:
@@ -195,12 +205,13 @@ def main(argv: list[str] | None = None) -> int:
     else:
         print(f"{args.images} images x {args.rounds} rounds, {args.size} px, {args.iterations} iterations, "
               f"{args.workers} worker(s)")
-        print(f"{'case':<22} {'img/min':>8} {'wall s':>8} {'targets computed':>17} {'targets s':>10} "
-              f"{'engine s/img':>13}")
+        print(f"{'case':<22} {'img/min':>8} {'wall s':>8} {'submit s':>9} {'targets computed':>17} "
+              f"{'targets s':>10} {'engine s/img':>13} {'worker overhead s/img':>22}")
         for row in rows:
-            print(f"{row['case']:<22} {row['images_per_min']:>8.1f} {row['wall_s']:>8.1f} "
+            print(f"{row['case']:<22} {row['images_per_min']:>8.1f} {row['wall_s']:>8.1f} {row['submit_s']:>9.2f} "
                   f"{row['style_targets_computed']:>17} {row['style_targets_compute_s']:>10.3f} "
-                  f"{row['engine_s_mean']:>13.3f}")
+                  f"{row['engine_s_mean']:>13.3f} {row['worker_overhead_s_mean']:>22.3f}")
+        print("engine s/img varies with the machine's load; compare it before reading img/min differences")
     return 0
 
 
