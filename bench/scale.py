@@ -100,6 +100,8 @@ class RunResult:
     api_cpu_submit_ms: float  # per job, measured over the submission burst
     api_cpu_per_poll_ms: float
     redis_cpu_per_poll_ms: float
+    api_idle_ms_per_s: float  # the idle stack's own background (Celery's broker polling, heartbeats)
+    redis_idle_ms_per_s: float
     failed: int
 
 
@@ -121,8 +123,9 @@ def _wait_all(client: Client, ids: list[str], poll_interval_s: float) -> tuple[l
     return [done[job_id] for job_id in ids], polls
 
 
-def _poll_cost(client: Client, probe: Probe, job_id: str) -> tuple[float, float]:
-    """CPU seconds per status poll (API, Redis), net of the idle stack's background (heartbeats, BRPOP timeouts)."""
+def _poll_cost(client: Client, probe: Probe, job_id: str) -> tuple[float, float, float, float]:
+    """CPU seconds per status poll (API, Redis), net of the idle stack's background (heartbeats, BRPOP timeouts),
+    and that background itself (API, Redis CPU seconds per second)."""
     api0, redis0 = probe.read()
     t0 = time.monotonic()
     time.sleep(3.0)
@@ -135,7 +138,7 @@ def _poll_cost(client: Client, probe: Probe, job_id: str) -> tuple[float, float]
     busy_s = time.monotonic() - t0
     api2, redis2 = probe.read()
     return (max(0.0, (api2 - api1 - idle_api * busy_s)) / IDLE_POLLS,
-            max(0.0, (redis2 - redis1 - idle_redis * busy_s)) / IDLE_POLLS)
+            max(0.0, (redis2 - redis1 - idle_redis * busy_s)) / IDLE_POLLS, idle_api, idle_redis)
 
 
 @dataclass
@@ -187,7 +190,7 @@ def run(workers: int, jobs: int, params: dict[str, Any], poll_interval_s: float,
             long_params = params | {"iterations": params["iterations"] * long_factor}
             say(f"[{workers} worker(s)] {jobs} jobs: {long_params['iterations']} iterations (cost model)")
             long_batch = run_batch(client, probe, jobs, long_params, poll_interval_s)
-        api_poll_s, redis_poll_s = _poll_cost(client, probe, _submit(client, params))
+        api_poll_s, redis_poll_s, idle_api, idle_redis = _poll_cost(client, probe, _submit(client, params))
     finally:
         stack.stop()
     result = RunResult(
@@ -198,6 +201,8 @@ def run(workers: int, jobs: int, params: dict[str, Any], poll_interval_s: float,
         api_cpu_submit_ms=round(1000 * batch.api_cpu_submit_s / jobs, 2),
         api_cpu_per_poll_ms=round(1000 * api_poll_s, 3),
         redis_cpu_per_poll_ms=round(1000 * redis_poll_s, 3),
+        api_idle_ms_per_s=round(1000 * idle_api, 3),
+        redis_idle_ms_per_s=round(1000 * idle_redis, 3),
         failed=batch.failed + (long_batch.failed if long_batch else 0),
     )
     return result, long_batch
@@ -216,43 +221,46 @@ def _seconds(start: str | None, end: str | None) -> float:
 
 @dataclass
 class CostModel:
-    """CPU seconds one job costs the API and Redis: fixed + per second the job runs + per status poll.
+    """CPU seconds one job costs the API and Redis.
 
-    Fitted from two batches of the same jobs at two lengths (short L1, long L2) on one worker, after subtracting
-    each batch's polls at the separately measured cost per poll:
-        cost(L) = fixed + per_run_s * L      =>  per_run_s = (cost(L2) - cost(L1)) / (L2 - L1)
+    API:   fixed + polls * per_poll. The API does nothing for a job between requests, so two batches of the same
+           jobs at two lengths (short, long: more polls per job) give both numbers:
+           per_poll = (cost_long - cost_short) / (polls_long - polls_short).
+    Redis: fixed + per_run_s * L + polls * per_poll. per_poll comes from a burst of polls on the idle stack; the two
+           batches then give fixed and per_run_s (progress writes, cancel checks, lease renewals and the workers' own
+           broker traffic while a job runs). The bench's client polls every job from submission on, queued or not,
+           so the polls are counted, not assumed.
     """
 
     api_fixed_s: float
-    api_per_run_s: float
     api_per_poll_s: float
     redis_fixed_s: float
     redis_per_run_s: float
     redis_per_poll_s: float
 
     @classmethod
-    def fit(cls, short: Batch, long: Batch, api_poll_s: float, redis_poll_s: float) -> CostModel:
-        def line(cost_short: float, cost_long: float, poll_s: float) -> tuple[float, float]:
-            y1 = cost_short / short.jobs - short.polls / short.jobs * poll_s
-            y2 = cost_long / long.jobs - long.polls / long.jobs * poll_s
-            slope = max(0.0, (y2 - y1) / max(long.mean_run_s - short.mean_run_s, 1e-6))
-            return max(0.0, y1 - slope * short.mean_run_s), slope
-
-        api_fixed, api_slope = line(short.api_cpu_s, long.api_cpu_s, api_poll_s)
-        redis_fixed, redis_slope = line(short.redis_cpu_s, long.redis_cpu_s, redis_poll_s)
-        return cls(api_fixed, api_slope, api_poll_s, redis_fixed, redis_slope, redis_poll_s)
+    def fit(cls, short: Batch, long: Batch, redis_poll_s: float) -> CostModel:
+        polls1, polls2 = short.polls / short.jobs, long.polls / long.jobs
+        api1, api2 = short.api_cpu_s / short.jobs, long.api_cpu_s / long.jobs
+        api_poll = max(0.0, (api2 - api1) / max(polls2 - polls1, 1e-6))
+        redis1 = short.redis_cpu_s / short.jobs - polls1 * redis_poll_s
+        redis2 = long.redis_cpu_s / long.jobs - polls2 * redis_poll_s
+        redis_slope = max(0.0, (redis2 - redis1) / max(long.mean_run_s - short.mean_run_s, 1e-6))
+        return cls(max(0.0, api1 - polls1 * api_poll), api_poll, max(0.0, redis1 - redis_slope * short.mean_run_s),
+                   redis_slope, redis_poll_s)
 
 
 def ceiling(model: CostModel, poll_interval_s: float, job_lengths_s: tuple[float, ...]) -> list[dict[str, Any]]:
     """Workers one API process / one Redis (one core each) can feed with GPU jobs of each length L.
 
-    A client polls its job every p seconds while it runs, so per job: c(L) = fixed + per_run_s * L + (L / p) * poll.
+    A client polls its job every p seconds while it runs, so per job: c_api(L) = fixed + (L / p) * poll and
+    c_redis(L) = fixed + per_run_s * L + (L / p) * poll.
     One worker finishes a job every L seconds; N workers need N * c(L) / L CPU-seconds per second <= 1 core, so
     N_max = L / c(L).
     """
     rows = []
     for length_s in job_lengths_s:
-        c_api = model.api_fixed_s + model.api_per_run_s * length_s + length_s / poll_interval_s * model.api_per_poll_s
+        c_api = model.api_fixed_s + length_s / poll_interval_s * model.api_per_poll_s
         c_redis = (model.redis_fixed_s + model.redis_per_run_s * length_s
                    + length_s / poll_interval_s * model.redis_per_poll_s)
         rows.append({"job_length_s": length_s, "api_cpu_per_job_ms": round(1000 * c_api, 2),
@@ -298,15 +306,15 @@ def main(argv: list[str] | None = None) -> int:
         short = Batch(first.jobs, first.wall_s, first.mean_run_s, first.mean_engine_s, first.polls,
                       first.api_cpu_per_job_ms * first.jobs / 1000, first.redis_cpu_per_job_ms * first.jobs / 1000,
                       first.api_cpu_submit_ms * first.jobs / 1000, first.failed)
-        model = CostModel.fit(short, long_batch, first.api_cpu_per_poll_ms / 1000,
-                              first.redis_cpu_per_poll_ms / 1000)
+        model = CostModel.fit(short, long_batch, first.redis_cpu_per_poll_ms / 1000)
         per_job = 1000 / long_batch.jobs
         print(f"\nlong batch (1 worker): {long_batch.mean_run_s:.2f} s/job, API {long_batch.api_cpu_s * per_job:.1f} "
               f"ms/job, Redis {long_batch.redis_cpu_s * per_job:.2f} ms/job, "
               f"{long_batch.polls / long_batch.jobs:.1f} polls/job")
-        print(f"cost model: API {1000 * model.api_fixed_s:.1f} ms/job + {1000 * model.api_per_run_s:.2f} ms per "
-              f"running s + {1000 * model.api_per_poll_s:.2f} ms/poll; Redis {1000 * model.redis_fixed_s:.2f} ms/job "
-              f"+ {1000 * model.redis_per_run_s:.3f} ms per running s + {1000 * model.redis_per_poll_s:.3f} ms/poll")
+        print(f"cost model: API {1000 * model.api_fixed_s:.1f} ms/job + {1000 * model.api_per_poll_s:.2f} ms/poll "
+              f"(idle burst: {first.api_cpu_per_poll_ms:.2f}); Redis {1000 * model.redis_fixed_s:.2f} ms/job + "
+              f"{1000 * model.redis_per_run_s:.3f} ms per running s + {1000 * model.redis_per_poll_s:.3f} ms/poll "
+              f"(idle stack: API {first.api_idle_ms_per_s:.2f}, Redis {first.redis_idle_ms_per_s:.2f} ms/s)")
         rows = ceiling(model, args.poll_interval_s, JOB_LENGTHS_S)
         print(f"\nceiling (one core each; clients poll every {args.poll_interval_s:g} s):")
         print(f"{'job s':>8} {'API ms/job':>11} {'Redis ms/job':>13} {'workers/API process':>20} "

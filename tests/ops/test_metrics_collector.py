@@ -7,6 +7,8 @@ from collections.abc import Iterator
 import pytest
 import redis
 from prometheus_client import CollectorRegistry, generate_latest
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from services import metrics
 from services.metrics import RedisMetricsCollector
@@ -120,7 +122,7 @@ def test_gauges_read_queue_depth_jobs_in_flight_and_live_workers_at_scrape_time(
 
 
 def test_a_scrape_with_redis_down_still_answers_with_redis_up_zero():
-    dead = redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.2)
+    dead = redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.2, retry=Retry(NoBackoff(), 0))
     types, samples = scrape(dead)
     assert sample(samples, "atelier_redis_up") == 0
     assert "atelier_jobs_finished" not in types

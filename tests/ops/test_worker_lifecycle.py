@@ -97,9 +97,9 @@ class Harness:
 
     def start_worker(self) -> Child:
         env = {k: v for k, v in os.environ.items() if not k.startswith("ATELIER_")}  # real weights
-        env.update({"ATELIER_AUTH": "off", "ATELIER_REDIS_URL": self.redis_url, "ATELIER_STORAGE": self.settings.storage,
-                    "ATELIER_PROGRESS_MIN_INTERVAL_S": "0", "ATELIER_PREVIEW_EVERY": "0",
-                    "PYTHONUNBUFFERED": "1"})
+        env.update({"ATELIER_AUTH": "off", "ATELIER_REDIS_URL": self.redis_url,
+                    "ATELIER_STORAGE": self.settings.storage, "ATELIER_PROGRESS_MIN_INTERVAL_S": "0",
+                    "ATELIER_PREVIEW_EVERY": "0", "PYTHONUNBUFFERED": "1"})
         self.worker = Child("worker", worker_argv(hostname="ops@%h"), env, self.log_path, Path.cwd())
         return self.worker
 
