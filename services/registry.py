@@ -315,7 +315,7 @@ class JobRegistry:
 
     @_redis_errors
     def renew_lease(self, job_id: str, owner: str, ttl_s: float) -> bool:
-        """Extend our lease; False if it expired and someone else took it."""
+        """Extend our lease (or re-take it if it expired and is free); False if someone else holds it now."""
         return bool(self.redis.eval(_RENEW_LEASE_LUA, 1, lease_key(job_id), owner, int(ttl_s * 1000)))
 
     @_redis_errors
@@ -379,9 +379,17 @@ class JobRegistry:
                     continue
 
 
+# Renewal also re-takes a lease that expired while nobody else took it: a heartbeat starved for a moment (a process
+# importing TensorFlow holds the GIL for seconds) must not make a healthy run give up its job. Only a lease now held
+# by another delivery counts as lost.
 _RENEW_LEASE_LUA = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
+local holder = redis.call('GET', KEYS[1])
+if holder == ARGV[1] then
   return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+if not holder then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 1
 end
 return 0
 """

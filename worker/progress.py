@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from shared.errors import Unavailable
 from shared.images import encode_png
 from shared.jobs import preview_key
 
@@ -89,7 +90,13 @@ class ProgressReporter:
         last = progress.iteration >= progress.iterations
         if not last and self._last_write_s is not None and now_s - self._last_write_s < self.min_interval_s:
             return
-        self.registry.set_progress(self.job_id, progress_snapshot(progress))
+        try:
+            self.registry.set_progress(self.job_id, progress_snapshot(progress))
+        except Unavailable as exc:
+            # Redis blinked (a restart): progress is advisory, so keep computing; the lease heartbeat decides
+            # whether this process still owns the job, and the final record write is retried by the caller.
+            log.warning("job %s: progress not written (%s); continuing", self.job_id, exc.message)
+            return
         self._last_write_s = now_s
         self.writes += 1
 
@@ -111,7 +118,11 @@ class ProgressReporter:
         if self.lease_lost is not None and self.lease_lost.is_set():
             self.stop_reason = "lease_lost"
             return True
-        if self.registry.cancel_requested(self.job_id):
+        try:
+            cancel = self.registry.cancel_requested(self.job_id)
+        except Unavailable:
+            return False  # cannot read the flag during an outage; the next report will
+        if cancel:
             self.stop_reason = "canceled"
             return True
         return False

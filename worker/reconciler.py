@@ -8,7 +8,9 @@ Our job record (written before the 202) is the source of truth; the broker messa
    the publish, an AOF that lost its last second, a flushed queue). It is enqueued again.
 2. **Running, but nobody runs it.** A job ``running`` whose lease (``worker/lease.py``) has expired has no live
    worker: the whole worker was killed (SIGKILL of the main process, lost machine), so its unacknowledged message sits
-   in ``unacked`` until the visibility timeout, hours away. If no message for it is waiting in a queue, the job goes
+   in ``unacked`` until the visibility timeout, hours away; or its run failed while Redis was down and the message
+   was acknowledged. If no message for it is waiting in a queue (and, when its message is in ``unacked``, the lease
+   has been missing for the grace period too: a fresh pool process may still be starting to claim it), the job goes
    back to ``queued`` and is enqueued again; once it has been started ``ATELIER_MAX_DELIVERIES`` times it fails with
    ``worker_lost`` instead (a job that kills every worker must not loop forever).
 
@@ -46,6 +48,7 @@ log = logging.getLogger(__name__)
 LOCK_KEY = "atelier:reconciler:lock"
 # kombu's Redis transport keeps delivered-but-unacknowledged messages in this hash (delivery tag -> message).
 UNACKED_KEY = "unacked"
+NO_LEASE_PREFIX = "atelier:reconciler:no-lease-since:"
 
 
 @dataclass
@@ -80,7 +83,7 @@ class Reconciler:
             now_s = time.time() if now_s is None else now_s
             waiting, unacked = self._messages()
             self._queued_without_message(now_s, waiting | unacked, report)
-            self._running_without_worker(waiting, report)
+            self._running_without_worker(now_s, waiting, unacked, report)
         finally:
             self.redis.eval("if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end "
                             "return 0", 1, LOCK_KEY, token)
@@ -105,16 +108,32 @@ class Reconciler:
             self.queue.enqueue(job_id, queue=record.get("queue") or QUEUES[0])
             report.requeued_missing.append(job_id)
 
-    def _running_without_worker(self, waiting: set[str], report: PassReport) -> None:
+    def _running_without_worker(self, now_s: float, waiting: set[str], unacked: set[str],
+                                report: PassReport) -> None:
         for raw_id in self.redis.zrange(status_index_key(JobStatus.RUNNING.value), 0, -1):
             job_id = raw_id.decode()
             if self.redis.exists(lease_key(job_id)) or job_id in waiting:
-                continue  # a live worker renews the lease / a redelivery is already queued (reject_on_worker_lost)
+                # A live worker renews the lease / a redelivery is already queued (reject_on_worker_lost).
+                self.redis.delete(NO_LEASE_PREFIX + job_id)
+                continue
+            if job_id in unacked and not self._missing_for_grace(job_id, now_s):
+                # Delivered to a worker that has not claimed the lease yet (a fresh pool process after a crash
+                # still starting), or to a dead worker. Only time tells them apart.
+                continue
+            self.redis.delete(NO_LEASE_PREFIX + job_id)
             outcome = self._recover(job_id)
             if outcome == "requeued":
                 report.requeued_lost_worker.append(job_id)
             elif outcome == "failed":
                 report.failed_worker_lost.append(job_id)
+
+    def _missing_for_grace(self, job_id: str, now_s: float) -> bool:
+        """True once this job has been seen without a lease for ``reconcile_grace_s``."""
+        key = NO_LEASE_PREFIX + job_id
+        ttl_s = int(self.settings.reconcile_grace_s * 4 + 60)
+        self.redis.set(key, repr(now_s), nx=True, ex=ttl_s)
+        first_seen_s = float(self.redis.get(key) or now_s)
+        return now_s - first_seen_s >= self.settings.reconcile_grace_s
 
     def _recover(self, job_id: str) -> str | None:
         """running + no lease -> queued (and enqueue), or failed after the delivery cap. None: nothing to do."""
