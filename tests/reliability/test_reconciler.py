@@ -12,7 +12,7 @@ import redis
 from services.queue import JobQueue, queued_messages
 from services.registry import JobRegistry
 from shared.errors import NotFound, Unavailable
-from shared.jobs import JobStatus, new_job_record
+from shared.jobs import new_job_record
 from shared.settings import Settings
 from shared.tasks import INTERACTIVE_QUEUE
 from worker.reconciler import LOCK_KEY, UNACKED_KEY, Reconciler
