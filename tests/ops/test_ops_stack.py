@@ -53,7 +53,13 @@ def finished_job(stack: DevStack) -> dict[str, Any]:
 
 def test_metrics_after_a_real_job(stack: DevStack, finished_job: dict[str, Any]):
     assert finished_job["status"] == "succeeded", finished_job["error"]
-    response = requests.get(f"{stack.api_url}/metrics", timeout=10)
+    # The worker adds a job's timings just after it wrote the final status (task_postrun): allow it a moment.
+    deadline = time.monotonic() + 10
+    while True:
+        response = requests.get(f"{stack.api_url}/metrics", timeout=10)
+        if "atelier_job_run_seconds_count{" in response.text or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
     assert response.status_code == 200
     assert response.headers["Content-Type"].startswith("text/plain")
     types, samples = parse_metrics(response.text)

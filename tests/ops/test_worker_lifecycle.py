@@ -147,7 +147,9 @@ def test_a_starting_worker_builds_its_backbone_before_it_takes_its_first_job(har
 
 
 def test_the_running_worker_heartbeats_and_its_finished_job_is_in_the_metrics(harness: Harness):
-    samples = scrape(harness.client)
+    # The worker adds a job's timings just after it wrote the final status (task_postrun): allow it a moment.
+    samples = wait_for(lambda: (s := scrape(harness.client)) and sample(
+        s, "atelier_job_run_seconds_count", backbone="vgg19", status="succeeded") and s, 10, "the job's timings")
     assert sample(samples, "atelier_workers_alive") == 1
     assert sample(samples, "atelier_jobs_finished_total", status="succeeded", backbone="vgg19") == 1
     assert sample(samples, "atelier_job_run_seconds_count", backbone="vgg19", status="succeeded") == 1
