@@ -316,11 +316,25 @@ def openapi_spec() -> dict[str, Any]:
         if path.startswith(("/v1/jobs", "/v1/batches")):  # every job and batch route reads Redis
             for operation in operations.values():
                 operation["responses"].setdefault("503", _error("Redis or storage down."))
+                # api/auth.py: a tenant's API key on every job and batch route (README "Security").
+                operation["security"] = [{"bearer": []}]
+                operation["responses"].setdefault("401", _error("Missing, unknown or revoked API key."))
+    for path in ("/v1/jobs", "/v1/batches"):  # api/ratelimit.py and api/idempotency.py
+        create = paths[path]["post"]
+        create.setdefault("parameters", []).append({
+            "name": "Idempotency-Key", "in": "header", "required": False, "schema": {"type": "string",
+                                                                                    "maxLength": 255},
+            "description": "Same key and body: the first request's resource (200, Idempotent-Replayed: true); same "
+                           "key, other body: 422 idempotency_key_reused."})
+        create["responses"].setdefault("429", _error("Tenant rate limit or queued-jobs cap; see Retry-After."))
+        create["responses"].setdefault("200", _json({"type": "object"}, "Idempotent replay of an earlier request."))
     return {
         "openapi": OPENAPI_VERSION,
         "info": {"title": "Atelier", "version": API_VERSION,
                  "description": "Neural style transfer jobs: submit, poll progress, fetch results, cancel. Errors "
                                 "are JSON {\"error\": {\"code\", \"message\", \"field\"}}."},
         "paths": paths,
-        "components": {"schemas": SCHEMAS},
+        "components": {"schemas": SCHEMAS, "securitySchemes": {
+            "bearer": {"type": "http", "scheme": "bearer",
+                       "description": "An API key from `atelier keys create --tenant NAME`."}}},
     }
