@@ -141,9 +141,10 @@ class BatchRun:
         from services.manifest import FAILED, REJECTED
 
         todo = [s for s in self.sources if not self.manifest.is_done(s.name, s.output)]
-        self._open_bar(done=len(self.sources) - len(todo))
         if todo:
             self._ensure_batch()
+        self._open_bar(done=len(self.sources) - len(todo))
+        if todo:
             self._reattach(todo)
             for source in todo:
                 if not self.manifest.job_id(source.name) or self.manifest.status(source.name) == REJECTED:
@@ -160,7 +161,7 @@ class BatchRun:
             return
         batch = self.client.create_batch(self.styles, params=self.params)
         self.manifest.set_batch(batch["id"])  # recorded before any item is added: a rerun resumes this batch
-        self._say(f"batch {batch['id']} created")
+        click.echo(f"batch {batch['id']} created", err=True)
 
     def _reattach(self, todo: list[Source]) -> None:
         """Adopt the jobs the API already has for our names (sent just before an interrupt, or recorded)."""
