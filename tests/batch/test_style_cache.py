@@ -134,3 +134,20 @@ def test_an_unreadable_stored_entry_is_recomputed(make_cache):
     cache.storage.put(key, b"garbage")
     targets, outcome = cache.targets_for(STYLES, ["style"], PARAMS)
     assert outcome.source == "computed" and cache.storage.get(key) == targets.payload
+
+
+def test_shared_through_s3_storage(isolated_redis_url, s3_endpoint, s3_bucket):
+    from services.storage import S3Storage
+
+    computer = Computer()
+    clients = [redis.Redis.from_url(isolated_redis_url) for _ in range(2)]
+    try:
+        caches = [StyleTargetCache(S3Storage(s3_bucket, s3_endpoint), client, compute=computer,
+                                   precision_of=lambda p: "float32", from_bytes=from_bytes) for client in clients]
+        first, computed = caches[0].targets_for(STYLES, ["style"], PARAMS)
+        second, reused = caches[1].targets_for(STYLES, ["style"], PARAMS)
+    finally:
+        for client in clients:
+            client.close()
+    assert (computed.source, reused.source, computer.calls) == ("computed", "storage", 1)
+    assert second.payload == first.payload
