@@ -68,3 +68,23 @@ def test_missing_official_weights_name_the_file_and_the_place(backbone, filename
         stylize(cat, [cat], StyleParams(size=32, iterations=1, backbone=backbone))
     assert filename in caught.value.message
     assert "ATELIER_WEIGHTS_DIR" in caught.value.message and str(tmp_path / "weights") in caught.value.message
+
+
+def test_bfloat16_clone_keeps_weights_and_derived_state():
+    """The bfloat16 copy of a network computes what the float32 one does (EfficientNet's Normalization layer
+    derives its mean and variance from its variables: a plain weight copy is not enough)."""
+    import keras
+
+    from worker.engine.backbones import _with_policy
+
+    inputs = keras.Input((None, None, 3))
+    norm = keras.layers.Normalization(axis=-1)
+    x = keras.layers.Conv2D(4, 3, padding="same", name="conv")(norm(inputs))
+    model = keras.Model(inputs, x)
+    norm.adapt(np.random.default_rng(0).normal([10.0, 20.0, 30.0], [1.0, 2.0, 3.0], (64, 4, 4, 3)))
+    clone = _with_policy(model, "mixed_bfloat16")
+    assert clone.get_layer("conv").dtype_policy.name == "mixed_bfloat16"
+    image = np.random.default_rng(1).normal([10.0, 20.0, 30.0], [1.0, 2.0, 3.0], (1, 5, 5, 3)).astype(np.float32)
+    expected = np.asarray(model(image))
+    got = np.asarray(keras.ops.cast(clone(image), "float32"))
+    np.testing.assert_allclose(got, expected, atol=0.05 * np.abs(expected).max())

@@ -150,6 +150,11 @@ def _with_policy(model: keras.Model, policy: str) -> keras.Model:
 
     cloned = keras.models.clone_model(model, clone_function=clone)
     cloned.set_weights(model.get_weights())
+    # set_weights only assigns variables; layers that derive state from them (EfficientNet's Normalization
+    # computes its mean and variance tensors) must be told, as Keras' own weight loading does.
+    for layer in cloned.layers:
+        if hasattr(layer, "finalize_state") and layer.weights:
+            layer.finalize_state()
     return cloned
 
 
