@@ -78,9 +78,14 @@ def tree_cpu_s(root_pid: int) -> float:
 class Probe:
     api_pid: int
     redis_pid: int
+    worker_pids: tuple[int, ...] = ()
 
     def read(self) -> tuple[float, float]:
         return tree_cpu_s(self.api_pid), tree_cpu_s(self.redis_pid)
+
+    def workers(self) -> float:
+        """CPU seconds of every worker (Celery main process + its pool child)."""
+        return sum(tree_cpu_s(pid) for pid in self.worker_pids)
 
 
 # --- one run ------------------------------------------------------------------------------------------------------
@@ -100,6 +105,8 @@ class RunResult:
     api_cpu_submit_ms: float  # per job, measured over the submission burst
     api_cpu_per_poll_ms: float
     redis_cpu_per_poll_ms: float
+    worker_cpu_per_job_s: float  # CPU the worker processes spent per job
+    stack_cores_used: float  # CPU seconds per second the whole stack got: 2.0 would be both cores
     api_idle_ms_per_s: float  # the idle stack's own background (Celery's broker polling, heartbeats)
     redis_idle_ms_per_s: float
     failed: int
@@ -154,20 +161,27 @@ class Batch:
     redis_cpu_s: float
     api_cpu_submit_s: float
     failed: int
+    workers_cpu_s: float = 0.0  # the worker processes' CPU over the batch
 
 
 def run_batch(client: Client, probe: Probe, jobs: int, params: dict[str, Any], poll_interval_s: float) -> Batch:
     api0, redis0 = probe.read()
+    workers0 = probe.workers()
     t0 = time.monotonic()
     ids = [_submit(client, params) for _ in range(jobs)]
     api_submitted, _ = probe.read()
     finished, polls = _wait_all(client, ids, poll_interval_s)
     wall_s = time.monotonic() - t0
     api1, redis1 = probe.read()
+    workers_cpu_s = probe.workers() - workers0
+    for job in finished:
+        if job["status"] != "succeeded":
+            print(f"job {job['id']} {job['status']}: {job.get('error')}", file=sys.stderr)
     run_s = [_seconds(job.get("started_at"), job.get("finished_at")) for job in finished]
     engine_s = [float((job.get("metrics") or {}).get("seconds") or 0.0) for job in finished]
     return Batch(jobs, wall_s, statistics.fmean(run_s), statistics.fmean(engine_s), polls, api1 - api0,
-                 redis1 - redis0, api_submitted - api0, sum(job["status"] != "succeeded" for job in finished))
+                 redis1 - redis0, api_submitted - api0, sum(job["status"] != "succeeded" for job in finished),
+                 workers_cpu_s)
 
 
 def run(workers: int, jobs: int, params: dict[str, Any], poll_interval_s: float, var_dir: Path,
@@ -180,7 +194,8 @@ def run(workers: int, jobs: int, params: dict[str, Any], poll_interval_s: float,
     try:
         api = next(child for child in stack.children if child.name == "api")
         assert stack.redis is not None and stack.redis.process is not None
-        probe = Probe(api.pid, stack.redis.process.pid)
+        probe = Probe(api.pid, stack.redis.process.pid,
+                      tuple(child.pid for child in stack.children if child.name != "api"))
         client = Client(stack.api_url)
         say(f"[{workers} worker(s)] stack up; warming up")
         _wait_all(client, [_submit(client, params) for _ in range(2 * workers)], poll_interval_s)
@@ -201,6 +216,8 @@ def run(workers: int, jobs: int, params: dict[str, Any], poll_interval_s: float,
         api_cpu_submit_ms=round(1000 * batch.api_cpu_submit_s / jobs, 2),
         api_cpu_per_poll_ms=round(1000 * api_poll_s, 3),
         redis_cpu_per_poll_ms=round(1000 * redis_poll_s, 3),
+        worker_cpu_per_job_s=round(batch.workers_cpu_s / jobs, 3),
+        stack_cores_used=round((batch.workers_cpu_s + batch.api_cpu_s + batch.redis_cpu_s) / batch.wall_s, 2),
         api_idle_ms_per_s=round(1000 * idle_api, 3),
         redis_idle_ms_per_s=round(1000 * idle_redis, 3),
         failed=batch.failed + (long_batch.failed if long_batch else 0),
@@ -294,12 +311,13 @@ def main(argv: list[str] | None = None) -> int:
     first, long_batch = runs[0]
 
     print(f"\n{'workers':>7} {'jobs/min':>9} {'speedup':>8} {'run s/job':>10} {'API ms/job':>11} "
-          f"{'Redis ms/job':>13} {'polls/job':>10} {'API ms/poll':>12} {'Redis ms/poll':>14} {'failed':>7}")
+          f"{'Redis ms/job':>13} {'polls/job':>10} {'API ms/poll':>12} {'Redis ms/poll':>14} "
+          f"{'worker CPU s/job':>17} {'cores used':>11} {'failed':>7}")
     for r in results:
         print(f"{r.workers:>7} {r.jobs_per_min:>9.1f} {r.jobs_per_min / results[0].jobs_per_min:>8.2f} "
               f"{r.mean_run_s:>10.2f} {r.api_cpu_per_job_ms:>11.1f} {r.redis_cpu_per_job_ms:>13.2f} "
               f"{r.polls / r.jobs:>10.1f} {r.api_cpu_per_poll_ms:>12.3f} {r.redis_cpu_per_poll_ms:>14.3f} "
-              f"{r.failed:>7}")
+              f"{r.worker_cpu_per_job_s:>17.2f} {r.stack_cores_used:>11.2f} {r.failed:>7}")
     output: dict[str, Any] = {"params": params, "poll_interval_s": args.poll_interval_s, "load_before": load_before,
                               "load_after": load_after, "runs": [asdict(r) for r in results]}
     if long_batch is not None:
