@@ -138,3 +138,19 @@ def test_backoff_gives_up_after_the_limit_and_never_retries_other_errors():
     with pytest.raises(NotFound):
         with_backoff(refused, attempts=5, what="test", sleep=sleeps.append)
     assert len(sleeps) == 6
+
+
+def test_the_reconciler_runs_in_compose_and_in_atelier_dev():
+    from pathlib import Path
+
+    import yaml
+
+    from services.cli import dev
+    from services.commands import reconciler_argv
+
+    root = Path(__file__).resolve().parents[2]
+    compose = yaml.safe_load((root / "docker-compose.yml").read_text())
+    service = compose["services"]["reconciler"]
+    assert service["command"] == reconciler_argv() and service["image"].startswith("atelier-api:")
+    assert "COPY worker ./worker" in (root / "docker" / "Dockerfile.api").read_text()
+    assert "reconciler_argv()" in Path(dev.__file__).read_text()  # a supervised child of `atelier dev`
