@@ -129,6 +129,16 @@ class OperationFuzzer:
             assert response.get_json()["error"]["code"]
 
 
+def _fuzz_operation(fuzzer: OperationFuzzer, method: str, path: str, op: dict[str, Any]) -> None:
+    @settings(max_examples=EXAMPLES_PER_OPERATION, deadline=None, database=None,
+              suppress_health_check=list(HealthCheck))
+    @given(generated=fuzzer.request(method, path, op))
+    def run(generated: dict[str, Any]) -> None:
+        fuzzer.send(method, path, generated)
+
+    run()
+
+
 def test_fuzz_every_operation_no_5xx(make_secure_api):
     api: SecureApi = make_secure_api(rate_limit_per_min=0, max_queued_jobs=0)
     token = api.keys.create("fuzz").token
@@ -139,13 +149,7 @@ def test_fuzz_every_operation_no_5xx(make_secure_api):
                   if method in ("get", "post", "put", "delete", "patch")]
     assert len(operations) >= 10
     for method, path, op in operations:
-        @settings(max_examples=EXAMPLES_PER_OPERATION, deadline=None, database=None,
-                  suppress_health_check=list(HealthCheck))
-        @given(generated=fuzzer.request(method, path, op))
-        def run(generated: dict[str, Any]) -> None:
-            fuzzer.send(method, path, generated)
-
-        run()
+        _fuzz_operation(fuzzer, method, path, op)
     assert fuzzer.sent >= MIN_REQUESTS, fuzzer.sent
     assert fuzzer.bad == [], "\n".join(fuzzer.bad[:20])
 
