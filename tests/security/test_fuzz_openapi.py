@@ -150,6 +150,7 @@ def test_fuzz_every_operation_no_5xx(make_secure_api):
     assert len(operations) >= 10
     for method, path, op in operations:
         _fuzz_operation(fuzzer, method, path, op)
+    print(f"fuzzed {fuzzer.sent} requests over {len(operations)} operations")
     assert fuzzer.sent >= MIN_REQUESTS, fuzzer.sent
     assert fuzzer.bad == [], "\n".join(fuzzer.bad[:20])
 
