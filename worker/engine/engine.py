@@ -17,6 +17,7 @@ import numpy as np
 from shared.errors import EngineError, ParamError
 from shared.params import StyleParams
 from worker.engine import backbones, color, images, optimizers
+
 # The only backend-specific module (tf.function, GradientTape). A JAX twin with the same three factories
 # (features_fn, Objective, floor_fn) would be picked here by keras.backend.backend().
 from worker.engine import backend_tf as backend
