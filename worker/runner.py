@@ -29,8 +29,8 @@ from shared.images import encode_png, load_rgb
 from shared.jobs import JobStatus, is_terminal, metrics_key, parse_iso, result_key
 from shared.params import StyleParams
 from shared.settings import Settings
-from worker.lease import JobLease
 from worker.faults import crash_if_requested
+from worker.lease import JobLease
 from worker.progress import ProgressReporter
 from worker.retry import with_backoff
 from worker.style_cache import StyleTargetCache
