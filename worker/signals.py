@@ -46,6 +46,7 @@ from services.registry import job_key
 from shared.jobs import STATUS_VALUES, is_terminal
 from shared.logging import JOB_ID, json_handler_setup
 from shared.settings import Settings
+from shared.tasks import STYLIZE_TASK
 
 log = logging.getLogger(__name__)
 
@@ -80,16 +81,20 @@ def _json_logs(logger: logging.Logger, **_: Any) -> None:
         json_handler_setup(handler, "worker", settings.log_format)
 
 
-def _on_task_start(task_id: str | None = None, args: tuple[Any, ...] | None = None, **_: Any) -> None:
-    # The stylize task's only argument is the job id (and its Celery task id is the job id too).
-    job_id = args[0] if args else task_id
-    JOB_ID.set(str(job_id) if job_id else None)
+def _job_id(sender: Any, args: tuple[Any, ...] | None) -> str | None:
+    """The job a task delivery is about: the stylize task's only argument (its Celery task id is the same)."""
+    if getattr(sender, "name", None) != STYLIZE_TASK or not args:
+        return None
+    return str(args[0])
 
 
-def _on_task_end(task_id: str | None = None, args: tuple[Any, ...] | None = None, retval: Any = None,
-                 **_: Any) -> None:
+def _on_task_start(sender: Any = None, args: tuple[Any, ...] | None = None, **_: Any) -> None:
+    JOB_ID.set(_job_id(sender, args))
+
+
+def _on_task_end(sender: Any = None, args: tuple[Any, ...] | None = None, retval: Any = None, **_: Any) -> None:
     try:
-        job_id = str(args[0]) if args else task_id
+        job_id = _job_id(sender, args)
         # Only the delivery that ended the job returns its final status; skipped or duplicate deliveries return
         # another outcome (worker/runner.py) and must not be counted twice.
         if job_id and isinstance(retval, str) and retval in STATUS_VALUES and is_terminal(retval):
