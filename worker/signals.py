@@ -17,10 +17,9 @@ Drain: a worker asked to stop finishes the job it is running.
     task finish, acknowledges it and exits. Kubernetes and ``docker stop`` send SIGTERM to the container's PID 1
     (the Celery main process, started in exec form), then SIGKILL after the grace period, so the grace period
     (``terminationGracePeriodSeconds``, compose ``stop_grace_period``) must cover the longest job. A job cut off by
-    SIGKILL is not lost: its message was never acknowledged (late acks) and Redis delivers it again after the
-    visibility timeout. Pool children die on SIGTERM (Celery resets it in them), which is why the signal must go to
-    the main process only, not to the process group. SIGQUIT is a cold shutdown (the running
-    job is interrupted).
+    SIGKILL is not lost: the reconciler (``worker/reconciler.py``) sees its lease expire and queues it again. Pool
+    children die on SIGTERM (Celery resets it in them), which is why the signal must go to the main process only,
+    not to the process group. SIGQUIT is a cold shutdown (the running job is interrupted).
 
 Metrics and logs: ``task_prerun``/``task_postrun`` bind the job id to every log line and add the delivery that ended
 a job to the cluster metrics in Redis (``services/metrics.py``); a heartbeat thread in the child marks the worker

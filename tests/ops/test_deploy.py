@@ -16,7 +16,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from services.commands import api_argv, worker_argv
+from services.commands import api_argv, reconciler_argv, worker_argv
 from services.metrics import RedisMetricsCollector  # noqa: F401 - the KEDA query must name one of its gauges
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -105,6 +105,10 @@ def test_api_runs_the_native_command_with_a_multiprocess_metrics_dir():
     mounts = {m["mountPath"] for m in container(api)["volumeMounts"]}
     assert env["PROMETHEUS_MULTIPROC_DIR"] in mounts
     assert container(api)["readinessProbe"]["httpGet"]["path"] == "/readyz"
+
+
+def test_the_reconciler_runs_the_native_command():
+    assert container(by_kind("Deployment", "atelier-reconciler"))["command"] == reconciler_argv()
 
 
 def test_redis_persists_with_an_append_only_file_on_a_volume():
