@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from shared.errors import AtelierError
+from shared.params import BACKBONES
 
 PREFIX = "ATELIER_"
 MIB = 1024 * 1024
@@ -66,7 +67,7 @@ class Settings:
     # Result uploads are retried this many times with exponential backoff (0.5 s doubling to 8 s: about 40 s in
     # all for 8) before the job fails with storage_unavailable (worker/retry.py).
     storage_retry_attempts: int = 8
-    reconcile_grace_s: float = 30.0  # a queued job younger than this is never re-enqueued (its message may be in flight)
+    reconcile_grace_s: float = 30.0  # a queued job younger than this is never re-enqueued (message may be in flight)
 
     def __post_init__(self) -> None:
         if not self.storage:
@@ -78,6 +79,13 @@ class Settings:
             raise SettingsError(
                 message=f"ATELIER_REDIS_URL={self.redis_url!r} is not allowed; expected redis://host:port/db",
                 field="ATELIER_REDIS_URL",
+            )
+        preload_choices = ("default", "none", *BACKBONES)
+        if self.preload_backbone.strip().lower() not in preload_choices:
+            raise SettingsError(
+                message=f"ATELIER_PRELOAD_BACKBONE={self.preload_backbone!r} is not allowed; expected one of "
+                + ", ".join(preload_choices),
+                field="ATELIER_PRELOAD_BACKBONE",
             )
         if self.log_format not in LOG_FORMATS:
             raise SettingsError(
