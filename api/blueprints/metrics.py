@@ -7,7 +7,9 @@ A scrape returns two kinds of numbers (``services/metrics.py`` explains the desi
 - this API's own request counts and latencies. Under gunicorn each worker process writes them to files in
   ``PROMETHEUS_MULTIPROC_DIR`` and any process merges all of them on scrape (prometheus-client's multiprocess mode;
   the directory must be empty when the API starts, which ``atelier dev``, the tests and the manifests ensure).
-  Without that variable (one process, e.g. the Flask test client) they are read from this process's memory.
+  Without that variable (one process, e.g. the Flask test client) they are read from this process's memory. The
+  API keeps no gauges in process memory (the cluster's gauges come from Redis), so gunicorn needs no ``child_exit``
+  hook to mark dead workers' gauge files.
 """
 
 from __future__ import annotations
