@@ -29,8 +29,8 @@ from werkzeug.datastructures import FileStorage
 from api import idempotency
 from api.auth import current_tenant
 from api.context import ApiContext, api_context
-from api.ratelimit import admit_submission
 from api.presenter import result_url
+from api.ratelimit import admit_submission
 from api.validation import parse_params
 from services.batches import (
     MAX_ITEMS_PAGE,

@@ -10,8 +10,8 @@ from werkzeug.wrappers import Response as BaseResponse
 from api import idempotency
 from api.auth import current_tenant
 from api.context import api_context
-from api.ratelimit import admit_submission
 from api.presenter import job_url, present_job
+from api.ratelimit import admit_submission
 from api.submission import submit_job
 from api.validation import parse_job_request
 from services.registry import MAX_LIST_LIMIT
