@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 
 import pytest
 from click.testing import CliRunner
@@ -128,3 +129,20 @@ def test_keys_cli_create_list_revoke(isolated_redis_url: str, secure_api: Secure
     assert bad.exit_code != 0 and "tenant=" in bad.output
     unknown = runner.invoke(cli, ["keys", "revoke", "0123456789abcdef"], env=env)
     assert unknown.exit_code != 0 and "no API key" in unknown.output
+
+
+def test_auth_is_on_by_default_and_off_only_in_the_embedded_dev_stack(tmp_path):
+    from services.cli.dev import DevStack
+
+    assert Settings().auth == "on" and Settings.from_env({}).auth == "on"
+    saved = os.environ.pop("ATELIER_AUTH", None)
+    try:
+        assert DevStack(port=1, var_dir=tmp_path)._env()["ATELIER_AUTH"] == "off"
+        os.environ["ATELIER_AUTH"] = "on"  # `ATELIER_AUTH=on atelier dev` keeps it on
+        assert DevStack(port=1, var_dir=tmp_path)._env()["ATELIER_AUTH"] == "on"
+    finally:
+        os.environ.pop("ATELIER_AUTH", None)
+        if saved is not None:
+            os.environ["ATELIER_AUTH"] = saved
+    with pytest.raises(Exception, match="ATELIER_AUTH"):
+        Settings.from_env({"ATELIER_AUTH": "maybe"})
