@@ -82,8 +82,16 @@ class Objective:
             tf.constant(loss_weights, tf.float32),
         )
 
+        self.traced_on_first_call = False
+        self._calls = 0
+
     def __call__(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        self._calls += 1
+        if self._calls == 1:
+            traces_before = self.step.experimental_get_tracing_count()
         terms, grad = self.step(tf.convert_to_tensor(image, tf.float32), *self._args)
+        if self._calls == 1:
+            self.traced_on_first_call = self.step.experimental_get_tracing_count() > traces_before
         return terms.numpy().astype(np.float64), grad.numpy()
 
 
