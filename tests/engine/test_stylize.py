@@ -153,9 +153,8 @@ def test_second_job_of_the_same_size_does_not_retrace(cat, astronaut, starry_nig
     from worker.engine import backend_tf, stylize
     from worker.engine.images import resize
 
-    params = _params(size=40, iterations=3)  # a size no other test uses: the first job traces
-    first = stylize(cat, [starry_night], params)
-    assert first.metrics["trace_seconds"] > 0
+    params = _params(size=40, iterations=3)
+    stylize(cat, [starry_night], params)
     before = backend_tf.tracing_counts()
     # Another content of the same shape and another style: same graph.
     other_content = resize(astronaut, cat.shape[:2]).astype(np.uint8)
