@@ -98,7 +98,7 @@ class Objective:
 def _make_step(extractor, preprocess, content_index, style_index):
     @tf.function
     def step(image, content_targets, style_grams, content_lw, style_lw, loss_w):
-        with tf.GradientTape() as tape:
+        with tf.GradientTape(watch_accessed_variables=False) as tape:
             tape.watch(image)
             outputs = _as_list(extractor(preprocess(image[None]), training=False))
             content_terms = [
@@ -124,7 +124,7 @@ def floor_fn(extractor, preprocess: Callable) -> Callable[[np.ndarray], np.ndarr
 
             @tf.function
             def floor(image):
-                with tf.GradientTape() as tape:
+                with tf.GradientTape(watch_accessed_variables=False) as tape:
                     tape.watch(image)
                     outputs = _as_list(extractor(preprocess(image[None]), training=False))
                     loss = tf.add_n([tf.reduce_sum(tf.cast(out, tf.float32)) for out in outputs])
