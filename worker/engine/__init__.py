@@ -7,7 +7,13 @@
   ``shared.params.StyleParams``.
 - ``on_progress(Progress) -> bool | None`` is called every ``params.progress_every`` iterations and once at the
   end; returning True cancels (the engine stops at once and ``result.cancelled`` is True).
-- ``result.image`` is uint8 with long side ``params.size``; ``result.metrics`` is JSON-serialisable.
+- ``result.image`` is uint8 with long side ``params.size``; ``result.metrics`` is JSON-serialisable: backbone,
+  weights, precision, size_px, iterations, iterations_run, optimizer, seconds, optimize_seconds, trace_seconds
+  (graph tracing inside the first evaluation, 0 when reused), seconds_per_iteration (steady, tracing excluded),
+  losses.{initial,final}.{content,style,tv,total} (weighted terms; they sum to total), total_variation,
+  stopped_early_at, cancelled, backbone_build_s, backbone_cached, style_targets (computed|reused),
+  content_layers, style_layers (normalised layer weights).
+- One iteration is one loss-and-gradient evaluation (L-BFGS line-search evaluations included).
 - ``compute_style_targets(styles, params)`` gives ``StyleTargets`` (``.to_bytes()`` / ``StyleTargets.from_bytes``)
   to pass as ``style_targets=`` so a batch computes style Grams once.
 - ``floor_step_fn(params, (h, w))`` is one forward+backward pass of the same backbone, for the benchmark;
