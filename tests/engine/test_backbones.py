@@ -9,9 +9,8 @@ import pytest
 from shared.errors import WeightsMissing
 from shared.params import StyleParams
 
-pytestmark = pytest.mark.slow
 
-
+@pytest.mark.slow
 def test_xception_builds_and_runs_two_iterations_with_random_weights(random_weights, cat, starry_night):
     from worker.engine import stylize
     from worker.engine.backbones import DEFAULT_LAYERS
@@ -25,6 +24,7 @@ def test_xception_builds_and_runs_two_iterations_with_random_weights(random_weig
     assert max(result.image.shape[:2]) == 32
 
 
+@pytest.mark.slow
 def test_efficientnetb7_builds_and_runs_two_iterations_with_random_weights(random_weights, cat, starry_night):
     """EfficientNetB7 has 813 layers: building it takes ~10 s here and tracing the gradient to its default
     deepest layer (block5a, ~400 layers) about a minute on 2 cores. So the defaults are checked by name on the
@@ -51,6 +51,7 @@ def test_efficientnetb7_builds_and_runs_two_iterations_with_random_weights(rando
     assert max(result.image.shape[:2]) == 32
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("backbone", "filename"),
     [
@@ -70,6 +71,7 @@ def test_missing_official_weights_name_the_file_and_the_place(backbone, filename
     assert "ATELIER_WEIGHTS_DIR" in caught.value.message and str(tmp_path / "weights") in caught.value.message
 
 
+@pytest.mark.slow
 def test_bfloat16_clone_keeps_weights_and_derived_state():
     """The bfloat16 copy of a network computes what the float32 one does (EfficientNet's Normalization layer
     derives its mean and variance from its variables: a plain weight copy is not enough)."""
@@ -88,3 +90,18 @@ def test_bfloat16_clone_keeps_weights_and_derived_state():
     expected = np.asarray(model(image))
     got = np.asarray(keras.ops.cast(clone(image), "float32"))
     np.testing.assert_allclose(got, expected, atol=0.05 * np.abs(expected).max())
+
+
+def test_official_weights_are_found_in_the_weights_dir_then_the_keras_cache(tmp_path, monkeypatch):
+    from worker.engine.weights import OFFICIAL_FILES, official_weights_path
+
+    weights_dir, keras_home = tmp_path / "weights", tmp_path / "keras"
+    (keras_home / "models").mkdir(parents=True)
+    weights_dir.mkdir()
+    monkeypatch.setenv("ATELIER_WEIGHTS_DIR", str(weights_dir))
+    monkeypatch.setenv("KERAS_HOME", str(keras_home))
+    filename = OFFICIAL_FILES["xception"]
+    (keras_home / "models" / filename).write_bytes(b"h5")
+    assert official_weights_path("xception") == keras_home / "models" / filename
+    (weights_dir / filename).write_bytes(b"h5")
+    assert official_weights_path("xception") == weights_dir / filename
