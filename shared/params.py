@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 from shared.errors import ParamError
 
@@ -125,7 +126,7 @@ class StyleParams:
             object.__setattr__(self, spec.name, _coerce(spec, value))
 
     @classmethod
-    def from_mapping(cls, values: Mapping[str, Any] | None) -> "StyleParams":
+    def from_mapping(cls, values: Mapping[str, Any] | None) -> StyleParams:
         """Validate a JSON-like mapping; unknown names and bad values raise ``ParamError``."""
         values = dict(values or {})
         unknown = sorted(set(values) - set(SPECS_BY_NAME))
@@ -138,7 +139,7 @@ class StyleParams:
         return cls(**{name: value for name, value in values.items() if value is not None or
                       SPECS_BY_NAME[name].default is None})
 
-    def with_styles(self, style_count: int) -> "StyleParams":
+    def with_styles(self, style_count: int) -> StyleParams:
         """Check ``style_blend`` against the number of style images; returns self for chaining."""
         if not 1 <= style_count <= MAX_STYLES:
             raise ParamError("bad_style_count", f"got {style_count} style images; allowed: 1 to {MAX_STYLES}",
@@ -170,7 +171,7 @@ class StyleParams:
             out[spec.name] = value
         return out
 
-    def replace(self, **changes: Any) -> "StyleParams":
+    def replace(self, **changes: Any) -> StyleParams:
         return dataclasses.replace(self, **changes)
 
 

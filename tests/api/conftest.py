@@ -32,7 +32,9 @@ def make_settings(isolated_redis_url: str, storage_kind: str, tmp_path: Any,
         if storage_kind == "s3":
             endpoint = request.getfixturevalue("s3_endpoint")
             bucket = request.getfixturevalue("s3_bucket")
-            base = Settings(redis_url=isolated_redis_url, storage=f"s3://{bucket}", s3_endpoint_url=endpoint, auth="off")
+            base = Settings(
+                redis_url=isolated_redis_url, storage=f"s3://{bucket}", s3_endpoint_url=endpoint, auth="off"
+            )
         else:
             base = Settings(redis_url=isolated_redis_url, storage=f"file://{tmp_path / 'storage'}", auth="off")
         return base.replace(**overrides)
