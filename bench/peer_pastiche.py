@@ -22,6 +22,7 @@ import argparse
 import json
 import os
 import re
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -87,6 +88,27 @@ def run_ours(content: Path, style: Path, size_px: int, iterations: int, precisio
     return row
 
 
+def speed_rounds(args: argparse.Namespace) -> int:
+    """Alternate pastiche and our engine ``--speed-rounds`` times; each pair ran back to back, so its ratio is the
+    least disturbed by what else the machine was doing. Prints every run and a summary with the median ratio."""
+    ratios = []
+    for round_index in range(args.speed_rounds):
+        with tempfile.TemporaryDirectory() as tmp:
+            peer = run_pastiche(args.pastiche, args.content, args.style, args.size, args.iterations, Path(tmp))
+        ours = run_ours(args.content, args.style, args.size, args.iterations, args.precision)
+        ratios.append(ours["seconds_per_iteration"] / peer["seconds_per_iteration"])
+        for row in (peer, ours):
+            row["round"] = round_index
+            print(json.dumps(row) if args.json else
+                  f"round {round_index}: {row['tool']:<9} {row['seconds_per_iteration']:.3f} s/it", flush=True)
+    summary = {"summary": "peer_speed", "size_px": args.size, "iterations": args.iterations,
+               "precision": args.precision, "ratios_ours_to_pastiche": ratios,
+               "median_ratio_ours_to_pastiche": statistics.median(ratios)}
+    print(json.dumps(summary) if args.json else
+          f"ours/pastiche per iteration, median of {len(ratios)} pairs: {summary['median_ratio_ours_to_pastiche']:.3f}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--pastiche", required=True, help="path to the pastiche executable (throwaway venv)")
@@ -95,7 +117,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--content", type=Path, default=DEFAULT_CONTENT)
     parser.add_argument("--style", type=Path, default=DEFAULT_STYLE)
     parser.add_argument("--json", action="store_true", help="one JSON object per line")
+    parser.add_argument("--speed-rounds", type=int, default=0, metavar="N",
+                        help="speed only: N alternating (pastiche, ours in --precision) pairs, median paired ratio")
+    parser.add_argument("--precision", default="float32", help="our precision for --speed-rounds (default float32)")
     args = parser.parse_args(argv)
+    if args.speed_rounds:
+        return speed_rounds(args)
 
     with tempfile.TemporaryDirectory() as tmp:
         peer = run_pastiche(args.pastiche, args.content, args.style, args.size, args.iterations, Path(tmp))
