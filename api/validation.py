@@ -78,6 +78,21 @@ def parse_params(text: str | None) -> StyleParams:
     return StyleParams.from_mapping(values)
 
 
+def int_query_arg(request: Request, name: str, default: int, minimum: int, maximum: int) -> int:
+    """An integer query parameter within bounds; a bad one is ``400`` naming the value and the allowed range."""
+    raw = request.args.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        value = None
+    if value is None or not minimum <= value <= maximum:
+        raise BadRequest(f"bad_{name}", f"{name}={raw!r} is not allowed; expected an integer from {minimum} to "
+                         f"{maximum}", field=name)
+    return value
+
+
 def _refuse_unknown_fields(request: Request) -> None:
     # A typo such as "styles" should be named, not silently ignored.
     for name in list(request.files.keys()) + list(request.form.keys()):

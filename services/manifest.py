@@ -15,11 +15,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from services.atomic import write_atomically
 
 MANIFEST_NAME = ".atelier-batch.json"
 VERSION = 1
@@ -81,18 +82,8 @@ class Manifest:
                 "batch_id": self.batch_id, "items": self.items}
 
     def save(self) -> None:
-        """Write atomically: temporary file in the same folder, fsync, rename."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(dir=self.path.parent, prefix=".tmp-", suffix="-" + MANIFEST_NAME)
-        try:
-            with os.fdopen(fd, "w") as handle:
-                json.dump(self.to_dict(), handle, indent=1, sort_keys=True)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp_name, self.path)
-        except BaseException:
-            Path(tmp_name).unlink(missing_ok=True)
-            raise
+        data = json.dumps(self.to_dict(), indent=1, sort_keys=True).encode()
+        write_atomically(self.path, data, durable=True)
 
     # --- items ---------------------------------------------------------------------------------------------------
 
@@ -116,16 +107,3 @@ class Manifest:
     def is_done(self, name: str, output_path: Path) -> bool:
         """Finished earlier: recorded as succeeded and its output file is still there."""
         return self.status(name) == SUCCEEDED and output_path.is_file()
-
-
-def write_atomically(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that a reader (or a crash) never sees a partial file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix="-" + path.name)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise

@@ -31,7 +31,7 @@ from api.auth import current_tenant
 from api.context import ApiContext, api_context
 from api.presenter import result_url
 from api.ratelimit import admit_submission
-from api.validation import parse_params
+from api.validation import int_query_arg, parse_params
 from services.batches import (
     MAX_ITEMS_PAGE,
     BatchRegistry,
@@ -147,8 +147,8 @@ def add_items(batch_id: str) -> tuple[dict[str, Any], int]:
 @bp.get("/<batch_id>")
 def get_batch(batch_id: str) -> dict[str, Any]:
     ctx = api_context()
-    offset = _int_arg("offset", 0, 0, 10**9)
-    limit = _int_arg("limit", DEFAULT_ITEMS_LIMIT, 1, MAX_ITEMS_PAGE)
+    offset = int_query_arg(request, "offset", 0, 0, 10**9)
+    limit = int_query_arg(request, "limit", DEFAULT_ITEMS_LIMIT, 1, MAX_ITEMS_PAGE)
     return present_batch(ctx, batch_id, offset=offset, limit=limit)
 
 
@@ -369,19 +369,6 @@ def _refuse_unknown_fields(file_fields: tuple[str, ...], form_fields: tuple[str,
             raise BadRequest("not_a_file", f"{name!r} must be a file part (curl -F '{name}=@path'), not a text field",
                              field=name)
 
-
-def _int_arg(name: str, default: int, minimum: int, maximum: int) -> int:
-    raw = request.args.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        value = None
-    if value is None or not minimum <= value <= maximum:
-        raise BadRequest(f"bad_{name}", f"{name}={raw!r} is not allowed; expected an integer from {minimum} to "
-                         f"{maximum}", field=name)
-    return value
 
 
 # --- zip ----------------------------------------------------------------------------------------------------------

@@ -13,9 +13,9 @@ from api.context import api_context
 from api.presenter import job_url, present_job
 from api.ratelimit import admit_submission
 from api.submission import submit_job
-from api.validation import parse_job_request
+from api.validation import int_query_arg, parse_job_request
 from services.registry import MAX_LIST_LIMIT
-from shared.errors import BadRequest, NotFound, NotReady
+from shared.errors import NotFound, NotReady
 from shared.jobs import JobStatus, new_job_id, preview_key
 
 bp = Blueprint("jobs", __name__, url_prefix="/v1/jobs")
@@ -46,7 +46,7 @@ def create_job() -> tuple[dict[str, Any], int, dict[str, str]]:
 
 @bp.get("")
 def list_jobs() -> dict[str, Any]:
-    limit = _int_arg("limit", DEFAULT_LIST_LIMIT, 1, MAX_LIST_LIMIT)
+    limit = int_query_arg(request, "limit", DEFAULT_LIST_LIMIT, 1, MAX_LIST_LIMIT)
     records, next_cursor = api_context().registry.list(
         status=request.args.get("status") or None, limit=limit, cursor=request.args.get("cursor") or None,
         tenant=current_tenant(),
@@ -108,16 +108,3 @@ def _not_ready(record: dict[str, Any]) -> NotReady:
     reason = f": {record['error']['message']}" if record.get("error") else ""
     return NotReady("no_result", f"job {record['id']} is {status} and has no result{reason}")
 
-
-def _int_arg(name: str, default: int, minimum: int, maximum: int) -> int:
-    raw = request.args.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        value = None
-    if value is None or not minimum <= value <= maximum:
-        raise BadRequest(f"bad_{name}", f"{name}={raw!r} is not allowed; expected an integer from {minimum} to "
-                         f"{maximum}", field=name)
-    return value

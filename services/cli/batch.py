@@ -225,7 +225,8 @@ class BatchRun:
                 time.sleep(POLL_INTERVAL_S)
 
     def _download(self, source: Source, job_id: str) -> None:
-        from services.manifest import SUCCEEDED, write_atomically
+        from services.atomic import write_atomically
+        from services.manifest import SUCCEEDED
 
         write_atomically(source.output, self.client.result_bytes(job_id))
         self.manifest.record(source.name, status=SUCCEEDED, error=None)

@@ -75,13 +75,9 @@ class _Job:
     styles_input: list[np.ndarray]
 
 
-def _prepare(content: np.ndarray, styles: list[np.ndarray], params: StyleParams) -> _Job:
-    content = images.check_image(content, "content")
-    if not isinstance(styles, (list, tuple)):
-        raise ParamError("bad_style_count", "styles must be a list of images", field="style")
-    params.with_styles(len(styles))
-    styles = [images.check_image(style, "style") for style in styles]
-    precision = resolve_precision(params.precision)
+def _network(params: StyleParams, precision: str) -> tuple[Any, ...]:
+    """The (cached) backbone, the content and style layers ``params`` ask for, and a feature extractor truncated at
+    the deepest of them: ``(backbone, cached, content_layers, style_layers, layer_order, extractor)``."""
     backbone, cached = backbones.get_backbone(params.backbone, params.pooling, precision)
     content_layers = backbones.resolve_layers(backbone, params.content_layers, "content")
     style_layers = backbones.resolve_layers(backbone, params.style_layers, "style")
@@ -89,6 +85,17 @@ def _prepare(content: np.ndarray, styles: list[np.ndarray], params: StyleParams)
     used = {name for name, _w in content_layers + style_layers}
     layer_order = tuple(name for name in backbone.layer_names if name in used)
     extractor = backbones.feature_extractor(backbone, layer_order)
+    return backbone, cached, content_layers, style_layers, layer_order, extractor
+
+
+def _prepare(content: np.ndarray, styles: list[np.ndarray], params: StyleParams) -> _Job:
+    content = images.check_image(content, "content")
+    if not isinstance(styles, (list, tuple)):
+        raise ParamError("bad_style_count", "styles must be a list of images", field="style")
+    params.with_styles(len(styles))
+    styles = [images.check_image(style, "style") for style in styles]
+    precision = resolve_precision(params.precision)
+    backbone, cached, content_layers, style_layers, layer_order, extractor = _network(params, precision)
 
     out_shape = images.scaled_shape(content.shape, params.size)
     content_rgb = images.resize(content, out_shape)
@@ -309,13 +316,7 @@ def floor_step_fn(params: StyleParams, shape: tuple[int, int]) -> Callable[[], n
     """A callable doing one forward and backward pass of the backbone, truncated at the deepest layer ``params``
     use, on an image of ``shape`` (height, width), at the precision ``params`` resolve to. The bench times it as
     the floor an engine iteration is compared with. The first call traces; time the later ones."""
-    precision = resolve_precision(params.precision)
-    backbone, _cached = backbones.get_backbone(params.backbone, params.pooling, precision)
-    content_layers = backbones.resolve_layers(backbone, params.content_layers, "content")
-    style_layers = backbones.resolve_layers(backbone, params.style_layers, "style")
-    used = {name for name, _w in content_layers + style_layers}
-    layer_order = tuple(name for name in backbone.layer_names if name in used)
-    extractor = backbones.feature_extractor(backbone, layer_order)
+    backbone, _cached, _content, _style, _order, extractor = _network(params, resolve_precision(params.precision))
     step = backend.floor_fn(extractor, backbone.preprocess)
     image = np.random.default_rng(0).uniform(0, 255, size=(*shape, 3)).astype(np.float32)
     return lambda: step(image)
