@@ -44,16 +44,10 @@ def parse_job_request(request: Request, *, max_pixels: int) -> JobRequest:
     """Validate the whole request; raises ``AtelierError`` subclasses (400/413/415/422) on the first problem."""
     _refuse_unknown_fields(request)
     content_files = request.files.getlist("content")
-    style_files = request.files.getlist("style")
     if len(content_files) != 1:
         raise BadRequest("missing_content" if not content_files else "too_many_content",
                          f"expected exactly one 'content' file part, got {len(content_files)}", field="content")
-    if not style_files:
-        raise BadRequest("missing_style", "expected one or more 'style' file parts, got none", field="style")
-    if len(style_files) > MAX_STYLES:
-        raise BadRequest("too_many_styles", f"got {len(style_files)} 'style' files; allowed: 1 to {MAX_STYLES}",
-                         field="style")
-    params = parse_params(request.form.get("params")).with_styles(len(style_files))
+    style_files, params = parse_styles_and_params(request)
     queue = request.form.get("queue") or INTERACTIVE_QUEUE
     if queue not in QUEUES:
         raise BadRequest("bad_queue", f"queue={queue!r} is not allowed; expected one of {', '.join(QUEUES)}",
@@ -61,6 +55,18 @@ def parse_job_request(request: Request, *, max_pixels: int) -> JobRequest:
     content = _read_image(content_files[0], "content", max_pixels)
     styles = [_read_image(file, f"style[{index}]", max_pixels) for index, file in enumerate(style_files)]
     return JobRequest(params=params, content=content, styles=styles, queue=queue)
+
+
+def parse_styles_and_params(request: Request) -> tuple[list[FileStorage], StyleParams]:
+    """The ``style`` file parts (1 to MAX_STYLES) and the ``params`` checked against their number (jobs and
+    batches share this)."""
+    style_files = request.files.getlist("style")
+    if not style_files:
+        raise BadRequest("missing_style", "expected one or more 'style' file parts, got none", field="style")
+    if len(style_files) > MAX_STYLES:
+        raise BadRequest("too_many_styles", f"got {len(style_files)} 'style' files; allowed: 1 to {MAX_STYLES}",
+                         field="style")
+    return style_files, parse_params(request.form.get("params")).with_styles(len(style_files))
 
 
 def parse_params(text: str | None) -> StyleParams:

@@ -31,7 +31,7 @@ from api.auth import current_tenant
 from api.context import ApiContext, api_context
 from api.presenter import result_url
 from api.ratelimit import admit_submission
-from api.validation import int_query_arg, parse_params
+from api.validation import int_query_arg, parse_styles_and_params
 from services.batches import (
     MAX_ITEMS_PAGE,
     BatchRegistry,
@@ -45,7 +45,6 @@ from services.tenants import DEFAULT_TENANT
 from shared.errors import BadRequest, NotFound, NotReady
 from shared.images import DecodedImage, decode_image
 from shared.jobs import JobStatus, input_key, new_job_id, new_job_record
-from shared.params import MAX_STYLES
 from shared.tasks import BULK_QUEUE
 
 log = logging.getLogger(__name__)
@@ -84,13 +83,7 @@ def _batches(ctx: ApiContext) -> BatchRegistry:
 def create_batch() -> tuple[dict[str, Any], int, dict[str, str]]:
     ctx = api_context()
     _refuse_unknown_fields(("style", "content"), ("params",))
-    style_files = request.files.getlist("style")
-    if not style_files:
-        raise BadRequest("missing_style", "expected one or more 'style' file parts, got none", field="style")
-    if len(style_files) > MAX_STYLES:
-        raise BadRequest("too_many_styles", f"got {len(style_files)} 'style' files; allowed: 1 to {MAX_STYLES}",
-                         field="style")
-    params = parse_params(request.form.get("params")).with_styles(len(style_files))
+    style_files, params = parse_styles_and_params(request)
     styles = [_decode_upload(file, f"style[{i}]", ctx) for i, file in enumerate(style_files)]
     contents = _uploaded_items(ctx, required=False)
 
