@@ -14,7 +14,6 @@ import hashlib
 import json
 import os
 import signal
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -33,6 +32,7 @@ from services.storage import LocalStorage
 from shared.jobs import input_key, new_job_id, new_job_record
 from shared.params import StyleParams
 from shared.settings import Settings
+from tests.e2e.conftest import wait_until
 
 from .conftest import parse_metrics, sample
 
@@ -41,16 +41,6 @@ pytestmark = [pytest.mark.slow, pytest.mark.integration]
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 DB = 11  # our own database on the tests' own Redis server
 JOB_TIMEOUT_S = 240.0
-
-
-def wait_for(predicate: Any, timeout_s: float, what: str, interval_s: float = 0.1) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval_s)
-    raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
 
 
 def json_lines(path: Path) -> list[dict[str, Any]]:
@@ -113,7 +103,7 @@ class Harness:
                 raise AssertionError(f"worker exited early:\n{self.worker.log_tail(30)}")
             return None
 
-        return wait_for(done, timeout_s, f"job {job_id} to be {statuses}")
+        return wait_until(done, timeout_s, what=f"job {job_id} to be {statuses}")
 
     def close(self) -> None:
         if self.worker is not None:
@@ -148,8 +138,8 @@ def test_a_starting_worker_builds_its_backbone_before_it_takes_its_first_job(har
 
 def test_the_running_worker_heartbeats_and_its_finished_job_is_in_the_metrics(harness: Harness):
     # The worker adds a job's timings just after it wrote the final status (task_postrun): allow it a moment.
-    samples = wait_for(lambda: (s := scrape(harness.client)) and sample(
-        s, "atelier_job_run_seconds_count", backbone="vgg19", status="succeeded") and s, 10, "the job's timings")
+    samples = wait_until(lambda: (s := scrape(harness.client)) and sample(
+        s, "atelier_job_run_seconds_count", backbone="vgg19", status="succeeded") and s, 10, what="the job's timings")
     assert sample(samples, "atelier_workers_alive") == 1
     assert sample(samples, "atelier_jobs_finished_total", status="succeeded", backbone="vgg19") == 1
     assert sample(samples, "atelier_job_run_seconds_count", backbone="vgg19", status="succeeded") == 1
@@ -162,7 +152,7 @@ def test_sigterm_drains_the_worker_the_running_job_finishes(harness: Harness):
     iterations = 40
     job_id = harness.submit(size=64, iterations=iterations, progress_every=1)
     harness.wait_status(job_id, ("running",))
-    wait_for(lambda: (harness.registry.get(job_id) or {}).get("progress"), 60, "the first progress report")
+    wait_until(lambda: (harness.registry.get(job_id) or {}).get("progress"), 60, what="the first progress report")
     os.kill(harness.worker.pid, signal.SIGTERM)  # the main process only, as Kubernetes and docker stop do
 
     harness.worker.process.wait(JOB_TIMEOUT_S)
