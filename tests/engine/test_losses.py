@@ -33,6 +33,45 @@ def test_gram_is_computed_in_float32_from_bfloat16_features():
     np.testing.assert_allclose(_np(gram), np.full((3, 3), 1 / 3), rtol=1e-6)
 
 
+def test_gram_gradient_matches_autodiff_of_the_plain_product():
+    """The hand-written Gram gradient is the derivative of F^T F / count, also for a non-symmetric upstream."""
+    import tensorflow as tf
+
+    from worker.engine.losses import gram_matrix
+
+    rng = np.random.default_rng(3)
+    features = tf.constant(rng.normal(size=(1, 5, 7, 6)), tf.float32)
+    weights = tf.constant(rng.normal(size=(6, 6)), tf.float32)  # not symmetric: exercises dG + dG^T
+
+    def plain_gram(f):
+        flat = tf.reshape(f, (-1, 6))
+        return tf.matmul(flat, flat, transpose_a=True) / (5 * 7 * 6)
+
+    grads = []
+    for gram in (gram_matrix, plain_gram):
+        with tf.GradientTape() as tape:
+            tape.watch(features)
+            loss = tf.reduce_sum(tf.square(gram(features)) * weights)
+        grads.append(tape.gradient(loss, features).numpy())
+    assert np.abs(grads[1]).max() > 0
+    np.testing.assert_allclose(grads[0], grads[1], rtol=1e-5, atol=1e-7)
+
+
+def test_gram_gradient_keeps_the_bfloat16_dtype_of_its_features():
+    import tensorflow as tf
+
+    from worker.engine.losses import gram_matrix
+
+    features = tf.constant(np.ones((1, 3, 3, 2)), tf.bfloat16)
+    with tf.GradientTape() as tape:
+        tape.watch(features)
+        loss = tf.reduce_sum(gram_matrix(features))
+    grad = tape.gradient(loss, features)
+    assert grad.dtype == tf.bfloat16
+    # d/dF sum(F^T F / 18) = F (1 + 1^T) / 18 = 2 * 2 / 18 per entry for all-ones F with two channels.
+    np.testing.assert_allclose(grad.numpy().astype(np.float32), np.full((1, 3, 3, 2), 4 / 18), rtol=1e-2)
+
+
 def test_total_variation_of_a_checkerboard():
     from worker.engine.losses import total_variation_loss
 

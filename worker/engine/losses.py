@@ -27,13 +27,34 @@ from keras import ops
 EPSILON = 1e-8
 
 
+@ops.custom_gradient
 def gram_matrix(features):
-    """``(1, H, W, C)`` or ``(H, W, C)`` features -> ``(C, C)`` float32 Gram matrix divided by ``H * W * C``."""
+    """``(1, H, W, C)`` or ``(H, W, C)`` features -> ``(C, C)`` float32 Gram matrix divided by ``H * W * C``.
+
+    Hand-written gradient: autodiff of ``F^T F`` differentiates each factor on its own, two ``(HW x C) (C x C)``
+    matmuls plus a transpose of an ``HW x C`` tensor. Since ``G`` is a product of ``F`` with itself,
+    ``dL/dF = F (dG + dG^T) / count``: one matmul. Same numbers, and at 256 px it cuts the engine's time per
+    iteration by about 4% of a forward+backward pass of VGG19 (bench/engine.py).
+    """
+    flat, count = _flat_features(features)
+    gram = ops.matmul(ops.transpose(flat), flat) / count
+
+    def gradient(*args, upstream=None):
+        if upstream is None:  # positional on TensorFlow and JAX, by name on PyTorch (Keras docs)
+            (upstream,) = args
+        d_flat = ops.matmul(flat, (upstream + ops.transpose(upstream)) / count)
+        # Back in the features' own dtype: under bfloat16 the backbone's backward pass expects bfloat16.
+        return ops.cast(ops.reshape(d_flat, ops.shape(features)), features.dtype)
+
+    return gram, gradient
+
+
+def _flat_features(features):
+    """``(..., C)`` features -> float32 ``(positions, C)`` and ``positions * C`` as a float32 scalar."""
     features = ops.cast(features, "float32")
     channels = ops.shape(features)[-1]
     flat = ops.reshape(features, (-1, channels))
-    count = ops.cast(ops.shape(flat)[0] * channels, "float32")
-    return ops.matmul(ops.transpose(flat), flat) / count
+    return flat, ops.cast(ops.shape(flat)[0] * channels, "float32")
 
 
 def content_loss(features, target):
