@@ -16,6 +16,7 @@ from collections.abc import Callable
 
 import numpy as np
 import scipy.optimize
+from threadpoolctl import threadpool_limits
 
 Evaluate = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]  # image -> (losses[4], gradient)
 
@@ -28,6 +29,11 @@ ADAM_EPSILON = 1e-8
 LBFGS_HISTORY = 10
 # RMS pixel change (0-255 units) of L-BFGS's first step; see run_lbfgs.
 FIRST_STEP_RMS_PX = 1.0
+# Threads scipy's BLAS may use inside L-BFGS. Its work is a few vector operations over the pixels per evaluation,
+# far too small to gain from threads; but OpenBLAS's idle threads busy-wait after each call and take cores from
+# the backbone's forward and backward pass. On 2 cores that cost 0.05 s of a 0.49 s iteration at 256 px
+# (bench/engine.py: 1.20x the floor with the default threads, 1.12x with one).
+LBFGS_BLAS_THREADS = 1
 
 
 class StopOptimization(Exception):
@@ -106,7 +112,12 @@ def run_lbfgs(evaluate: Evaluate, image0: np.ndarray, tracker: Tracker) -> None:
         tracker.observe(image, losses)
         return float(losses[3]), grad.reshape(-1).astype(np.float64) * scale
 
-    start = image0
+    with threadpool_limits(limits=LBFGS_BLAS_THREADS, user_api="blas"):
+        _lbfgs_with_restarts(fun, image0, scale, tracker)
+
+
+def _lbfgs_with_restarts(fun: Callable, start: np.ndarray, scale: float, tracker: Tracker) -> None:
+    """scipy's L-BFGS-B from ``start`` until the tracker stops it, restarting when scipy gives up on its own."""
     while True:
         before = tracker.iteration
         try:
