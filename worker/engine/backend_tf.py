@@ -145,15 +145,22 @@ def tracing_counts() -> dict[str, int]:
 
 
 def bfloat16_is_fast() -> bool:
-    """True where bfloat16 matmuls have hardware support: a GPU of compute capability 8.0+ (Ampere and later), or
-    a CPU with AMX-BF16 / AVX512-BF16 (oneDNN uses them). Elsewhere bfloat16 is emulated and slower than float32."""
+    """True where bfloat16 runs the backbone faster than float32: a GPU of compute capability 8.0+ (Ampere and
+    later), or a CPU with AMX-BF16 tiles (oneDNN uses them for convolutions).
+
+    AVX512-BF16 alone is not enough: on such a CPU (Xeon, avx512_bf16 without AMX) a VGG19 forward+backward pass
+    took 0.38 s in bfloat16 against 0.25 s in float32 at 256 px, and 1.52 s against 0.94 s at 512 px, timed side by
+    side (TensorFlow 2.21). Without AVX512-BF16 bfloat16 is emulated, about 4x slower than float32."""
     for gpu in tf.config.list_physical_devices("GPU"):
         capability = tf.config.experimental.get_device_details(gpu).get("compute_capability", (0, 0))
         if tuple(capability) >= (8, 0):
             return True
+    return cpu_has_amx_bf16()
+
+
+def cpu_has_amx_bf16() -> bool:
     try:
         with open("/proc/cpuinfo", encoding="ascii", errors="replace") as cpuinfo:
-            flags = cpuinfo.read()
+            return "amx_bf16" in cpuinfo.read().split()
     except OSError:
         return False
-    return "amx_bf16" in flags or "avx512_bf16" in flags
