@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 import numpy as np
 import scipy.optimize
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController
 
 Evaluate = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]  # image -> (losses[4], gradient)
 
@@ -34,6 +34,8 @@ FIRST_STEP_RMS_PX = 1.0
 # the backbone's forward and backward pass. On 2 cores that cost 0.05 s of a 0.49 s iteration at 256 px
 # (bench/engine.py: 1.20x the floor with the default threads, 1.12x with one).
 LBFGS_BLAS_THREADS = 1
+# Finds the loaded BLAS libraries once (about 10 ms); limiting through it then costs microseconds per run.
+_THREADPOOLS = ThreadpoolController()
 
 
 class StopOptimization(Exception):
@@ -107,12 +109,13 @@ def run_lbfgs(evaluate: Evaluate, image0: np.ndarray, tracker: Tracker) -> None:
     scale = float(np.sqrt(image0.size)) * FIRST_STEP_RMS_PX
 
     def fun(x: np.ndarray) -> tuple[float, np.ndarray]:
-        image = (x.reshape(shape) * scale).astype(np.float32)
+        # Scale and cast in one pass each way (this runs once per evaluation, between backbone passes).
+        image = np.multiply(x.reshape(shape), scale, dtype=np.float32)
         losses, grad = evaluate(image)
         tracker.observe(image, losses)
-        return float(losses[3]), grad.reshape(-1).astype(np.float64) * scale
+        return float(losses[3]), np.multiply(grad.reshape(-1), scale, dtype=np.float64)
 
-    with threadpool_limits(limits=LBFGS_BLAS_THREADS, user_api="blas"):
+    with _THREADPOOLS.limit(limits=LBFGS_BLAS_THREADS, user_api="blas"):
         _lbfgs_with_restarts(fun, image0, scale, tracker)
 
 
