@@ -18,6 +18,7 @@ import numpy as np
 import tensorflow as tf
 
 from worker.engine import losses
+from worker.engine.hardware import cpu_has_amx_bf16
 
 _lock = threading.Lock()
 _step_fns: dict[tuple, tf.types.experimental.PolymorphicFunction] = {}
@@ -156,11 +157,3 @@ def bfloat16_is_fast() -> bool:
         if tuple(capability) >= (8, 0):
             return True
     return cpu_has_amx_bf16()
-
-
-def cpu_has_amx_bf16() -> bool:
-    try:
-        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as cpuinfo:
-            return "amx_bf16" in cpuinfo.read().split()
-    except OSError:
-        return False
