@@ -19,8 +19,9 @@
 - ``floor_step_fn(params, (h, w))`` is one forward+backward pass of the same backbone, for the benchmark;
   ``evaluate_losses(image, content, styles, params)`` scores an output (e.g. a bfloat16 result in float32).
 
-No Redis, boto3, Celery, Flask or file paths here (a test checks the imports). TensorFlow is imported only by
-``backend_tf``; the losses are ``keras.ops``.
+No Redis, boto3, Celery, Flask or file paths here (a test checks the imports). The backend-specific part (traced
+loss and gradient) is ``backend_tf`` on Keras' TensorFlow backend, the default, or ``backend_jax`` with
+``KERAS_BACKEND=jax``; TensorFlow is imported only by ``backend_tf``, and the losses are ``keras.ops``.
 """
 
 from worker.engine.engine import (

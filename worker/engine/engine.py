@@ -7,21 +7,40 @@ targets) -> initial image -> optimise with progress and cancel -> back to uint8 
 
 from __future__ import annotations
 
+import importlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from types import ModuleType
 from typing import Any
 
+import keras
 import numpy as np
 
 from shared.errors import EngineError, ParamError
 from shared.params import StyleParams
 from worker.engine import backbones, color, images, optimizers
-
-# The only backend-specific module (tf.function, GradientTape). A JAX twin with the same three factories
-# (features_fn, Objective, floor_fn) would be picked here by keras.backend.backend().
-from worker.engine import backend_tf as backend
 from worker.engine.targets import StyleTargets, targets_key
+
+# Keras backend -> the module holding everything backend-specific (traced loss and gradient, forward features,
+# the floor pass). Both offer the same functions; TensorFlow is the default and what CI runs.
+BACKEND_MODULES = {"tensorflow": "worker.engine.backend_tf", "jax": "worker.engine.backend_jax"}
+
+
+def _backend_module() -> ModuleType:
+    """The backend module for the Keras backend this process runs (fixed by KERAS_BACKEND when Keras is first
+    imported). Only that module is imported, so a JAX process never loads TensorFlow."""
+    name = keras.backend.backend()
+    if name not in BACKEND_MODULES:
+        raise EngineError(
+            "engine_error",
+            f"the engine does not run on Keras backend {name!r}; set KERAS_BACKEND to one of: "
+            + ", ".join(BACKEND_MODULES),
+        )
+    return importlib.import_module(BACKEND_MODULES[name])
+
+
+backend = _backend_module()
 
 LOSS_NAMES = ("content", "style", "tv", "total")
 # Standard deviation of the "noise" init in 0-255 pixel units, around mid-grey: enough variety for the style to

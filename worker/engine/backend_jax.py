@@ -1,0 +1,197 @@
+"""The JAX-specific part of the engine: jitted loss-and-gradient and forward-only feature functions.
+
+The twin of ``backend_tf`` (same functions, same results) for Keras' JAX backend (``KERAS_BACKEND=jax``), so the
+engine can be timed on a machine that has JAX and a GPU but no TensorFlow. Nothing here imports TensorFlow.
+
+The backbone is called with ``stateless_call``: its weights are *arguments* of the jitted function, not constants
+captured by closing over the model, so XLA does not embed 80 MB of VGG19 kernels in each compiled program and
+compiling stays a matter of seconds.
+
+Recompiling: one jitted function per (feature extractor, content/style layer indices), as in backend_tf. Targets,
+weights and the backbone's variables are arguments, so a second job with the same image size reuses the compiled
+program; a new size compiles once more. Unlike ``tf.function(reduce_retracing=True)``, ``jax.jit`` compiles the
+forward-only feature function once per input shape (content, and each style image's shape).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from worker.engine import losses
+from worker.engine.hardware import cpu_has_amx_bf16
+
+# Ampere (8.0) and later have bfloat16 tensor cores; older GPUs emulate it.
+BF16_MIN_COMPUTE_CAPABILITY = (8, 0)
+
+_lock = threading.Lock()
+_step_fns: dict[tuple, Callable] = {}
+_feature_fns: dict[tuple, Callable] = {}
+_floor_fns: dict[tuple, Callable] = {}
+# Python traces of each kind of jitted function. The counters are bumped inside the traced functions, so they move
+# only when jax.jit misses its cache and traces (and compiles) again: an honest count for tests and metrics.
+_traces = {"step": 0, "features": 0, "floor": 0}
+
+
+def _as_list(outputs) -> list:
+    return list(outputs) if isinstance(outputs, (list, tuple)) else [outputs]
+
+
+def _variables(extractor) -> tuple[list, list]:
+    """The extractor's current weights as arrays, in the order ``stateless_call`` expects them."""
+    return (
+        [v.value for v in extractor.trainable_variables],
+        [v.value for v in extractor.non_trainable_variables],
+    )
+
+
+def _forward(extractor, preprocess: Callable, variables: tuple[list, list], image) -> list:
+    """Every extractor output for one ``(H, W, 3)`` image, weights taken from ``variables`` (traceable)."""
+    trainable, non_trainable = variables
+    outputs, _state = extractor.stateless_call(trainable, non_trainable, preprocess(image[None]), training=False)
+    return _as_list(outputs)
+
+
+def features_fn(extractor, preprocess: Callable) -> Callable[[np.ndarray], list[np.ndarray]]:
+    """Forward pass only: float32 RGB 0-255 ``(H, W, 3)`` -> float32 feature maps of every extractor output."""
+    key = (id(extractor),)
+    with _lock:
+        if key not in _feature_fns:
+
+            @jax.jit
+            def forward(variables, image):
+                _traces["features"] += 1
+                return [out.astype(jnp.float32) for out in _forward(extractor, preprocess, variables, image)]
+
+            _feature_fns[key] = forward
+    fn = _feature_fns[key]
+    variables = _variables(extractor)
+    return lambda image: [np.asarray(out) for out in fn(variables, jnp.asarray(image, jnp.float32))]
+
+
+def gram_fn(features: np.ndarray) -> np.ndarray:
+    return np.asarray(losses.gram_matrix(jnp.asarray(features)))
+
+
+class Objective:
+    """Loss and gradient of one job at one image size.
+
+    ``__call__(image float32 (H, W, 3))`` returns ``(losses float64[4] = content, style, tv, total;
+    gradient float32 (H, W, 3))``. One call is one forward and one backward pass of the backbone.
+    """
+
+    def __init__(
+        self,
+        extractor,
+        preprocess: Callable,
+        content_index: Sequence[int],
+        style_index: Sequence[int],
+        content_targets: Sequence[np.ndarray],
+        style_grams: Sequence[np.ndarray],
+        content_layer_weights: Sequence[float],
+        style_layer_weights: Sequence[float],
+        loss_weights: Sequence[float],
+    ) -> None:
+        key = (id(extractor), tuple(content_index), tuple(style_index))
+        with _lock:
+            if key not in _step_fns:
+                _step_fns[key] = _make_step(extractor, preprocess, tuple(content_index), tuple(style_index))
+        self.step = _step_fns[key]
+        # Put on the device once per job: every iteration then passes the same arrays (no host-to-device copies).
+        self._args = (
+            _variables(extractor),
+            [jnp.asarray(t, jnp.float32) for t in content_targets],
+            [jnp.asarray(g, jnp.float32) for g in style_grams],
+            jnp.asarray(content_layer_weights, jnp.float32),
+            jnp.asarray(style_layer_weights, jnp.float32),
+            jnp.asarray(loss_weights, jnp.float32),
+        )
+
+        self.traced_on_first_call = False
+        self._calls = 0
+
+    def __call__(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        self._calls += 1
+        if self._calls == 1:
+            traces_before = _traces["step"]
+        terms, grad = self.step(jnp.asarray(image, jnp.float32), *self._args)
+        # np.asarray waits for the device (jax dispatches asynchronously), so timings include the work.
+        terms, grad = np.asarray(terms, np.float64), np.asarray(grad)
+        if self._calls == 1:
+            self.traced_on_first_call = _traces["step"] > traces_before
+        return terms, grad
+
+
+def _make_step(extractor, preprocess, content_index, style_index):
+    def total_loss(image, variables, content_targets, style_grams, content_lw, style_lw, loss_w):
+        outputs = _forward(extractor, preprocess, variables, image)
+        content_terms = [
+            losses.content_loss(outputs[i], t) for i, t in zip(content_index, content_targets, strict=True)
+        ]
+        style_terms = [losses.style_loss(outputs[i], g) for i, g in zip(style_index, style_grams, strict=True)]
+        tv = losses.total_variation_loss(image)
+        content, style, tv, total = losses.weighted_total(content_terms, style_terms, tv, content_lw, style_lw, loss_w)
+        return total, jnp.stack([content, style, tv, total])
+
+    # Differentiates with respect to the image only (argument 0): no gradient is computed for the weights.
+    loss_and_grad = jax.value_and_grad(total_loss, has_aux=True)
+
+    @jax.jit
+    def step(image, *args):
+        _traces["step"] += 1
+        (_total, terms), grad = loss_and_grad(image, *args)
+        return terms, grad
+
+    return step
+
+
+def floor_fn(extractor, preprocess: Callable) -> Callable[[np.ndarray], np.ndarray]:
+    """One forward and one backward pass of the extractor (to its deepest output) with a trivial loss: the floor
+    that an engine iteration is timed against. Same network, precision and preprocessing as ``Objective``."""
+    key = (id(extractor),)
+    with _lock:
+        if key not in _floor_fns:
+
+            def trivial_loss(image, variables):
+                outputs = _forward(extractor, preprocess, variables, image)
+                return sum(jnp.sum(out.astype(jnp.float32)) for out in outputs)
+
+            floor_grad = jax.grad(trivial_loss)
+
+            @jax.jit
+            def floor(image, variables):
+                _traces["floor"] += 1
+                return floor_grad(image, variables)
+
+            _floor_fns[key] = floor
+    fn = _floor_fns[key]
+    variables = _variables(extractor)
+    return lambda image: np.asarray(fn(jnp.asarray(image, jnp.float32), variables))
+
+
+def tracing_counts() -> dict[str, int]:
+    """How often each kind of cached function has been traced, i.e. compiled (tests use it to prove we do not
+    recompile per job)."""
+    return dict(_traces)
+
+
+def bfloat16_is_fast() -> bool:
+    """True where bfloat16 runs the backbone faster than float32: a GPU of compute capability 8.0+ (Ampere and
+    later), or a CPU with AMX-BF16 tiles (the same rule and measurements as ``backend_tf.bfloat16_is_fast``)."""
+    for device in jax.devices():
+        if device.platform == "gpu" and _compute_capability(device) >= BF16_MIN_COMPUTE_CAPABILITY:
+            return True
+    return cpu_has_amx_bf16()
+
+
+def _compute_capability(device) -> tuple[int, ...]:
+    """jax's CUDA devices say ``compute_capability = "9.0"``; ROCm and others say nothing, which reads as (0,)."""
+    text = str(getattr(device, "compute_capability", "0"))
+    try:
+        return tuple(int(part) for part in text.split("."))
+    except ValueError:
+        return (0,)
