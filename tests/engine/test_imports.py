@@ -26,3 +26,19 @@ def test_engine_sources_name_no_service_library():
         text = source.read_text()
         for name in FORBIDDEN:
             assert f"import {name}" not in text and f"from {name}" not in text, f"{source.name} imports {name}"
+
+
+def test_only_backend_tf_imports_tensorflow():
+    """On Keras' JAX backend the engine must load no TensorFlow (a GPU machine may have JAX only), so no engine or
+    shared module but backend_tf may import it; test_backend_jax.py checks the running process too."""
+    from pathlib import Path
+
+    import shared
+    import worker.engine
+
+    sources = [*Path(worker.engine.__file__).parent.glob("*.py"), *Path(shared.__file__).parent.glob("*.py")]
+    for source in sources:
+        if source.name == "backend_tf.py":
+            continue
+        text = source.read_text()
+        assert "import tensorflow" not in text and "from tensorflow" not in text, f"{source.name} imports tensorflow"
