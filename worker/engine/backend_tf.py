@@ -1,7 +1,7 @@
 """The TensorFlow-specific part of the engine: traced loss-and-gradient and forward-only feature functions.
 
 Everything backend-specific lives here (``tf.function``, ``tf.GradientTape``); the losses themselves are
-``keras.ops`` in ``losses.py``. A JAX backend would provide the same three factories with ``jax.jit`` and
+``keras.ops`` in ``losses.py``. ``backend_jax.py`` provides the same functions with ``jax.jit`` and
 ``jax.value_and_grad``.
 
 Retracing: one ``tf.function`` per (feature extractor, content/style layer indices). Targets and weights are passed
