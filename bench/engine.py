@@ -114,6 +114,8 @@ def random_weights(enabled: bool):
 
 
 def bench_backbone(backbone: str, content_rgb: Any, style_rgb: Any, args: argparse.Namespace) -> dict[str, Any]:
+    import keras
+
     from shared.errors import WeightsMissing
     from shared.params import StyleParams
     from worker.engine import floor_step_fn, stylize
@@ -122,11 +124,13 @@ def bench_backbone(backbone: str, content_rgb: Any, style_rgb: Any, args: argpar
         "backbone": backbone, "size": args.size, "iterations": args.iterations, "precision": args.precision,
         "optimizer": args.optimizer, "progress_every": args.iterations, "seed": 0,
     })
-    warm_up = params.replace(iterations=2, progress_every=2)
+    # The warm-up run is the timed workload itself: it builds the backbone (or loads the cached one), traces the
+    # step for this size and then runs the same iterations once, untimed. With a 2-iteration warm-up the first
+    # timed round was the slowest of the three in 5 of 5 runs (about 3% over the later rounds at 256 px): one-time
+    # costs that a real 300-iteration job amortises, not per-iteration overhead.
+    warm_up = params
     random_fallback = False
     try:
-        # Builds the backbone (or loads the cached one), computes targets and traces the step for this size, so
-        # the timed run below measures iterations only.
         warm = stylize(content_rgb, [style_rgb], warm_up)
     except WeightsMissing as error:
         if not args.random_fallback:
@@ -138,7 +142,7 @@ def bench_backbone(backbone: str, content_rgb: Any, style_rgb: Any, args: argpar
             warm = stylize(content_rgb, [style_rgb], warm_up)
         # Rounds of (floor block, engine run), each the same number of passes, adjacent in time: this machine is
         # shared, so a ratio of two measurements taken minutes apart would mostly measure the neighbours.
-        floor_step = floor_step_fn(params, tuple(warm.metrics["size_px"])) if args.floor else None
+        floor_step = floor_step_fn(params, tuple(warm.metrics["size_px"]), content_rgb) if args.floor else None
         if floor_step is not None:
             time_calls(floor_step, 2)  # trace and warm up
         engine_s: list[float] = []
@@ -154,6 +158,7 @@ def bench_backbone(backbone: str, content_rgb: Any, style_rgb: Any, args: argpar
     ratios = [engine / floor for engine, floor in zip(engine_s, floor_s, strict=False)]
     row = {
         "backbone": backbone,
+        "keras_backend": keras.backend.backend(),
         "weights": metrics["weights"],
         "random_weights": "random" in str(metrics["weights"]).lower(),
         "size_px": metrics["size_px"],

@@ -225,6 +225,8 @@ def test_floor_step_and_evaluate_losses(cat, starry_night):
     params = _params(size=32, iterations=3)
     gradient = floor_step_fn(params, (20, 32))()
     assert gradient.shape == (20, 32, 3) and np.abs(gradient).sum() > 0
+    on_content = floor_step_fn(params, (20, 32), cat)()
+    assert on_content.shape == (20, 32, 3) and not np.allclose(on_content, gradient)  # a different input
     result = stylize(cat, [starry_night], params)
     scored = evaluate_losses(result.image, cat, [starry_night], params)
     # The output is the best evaluated image rounded to uint8: its loss is close to the reported final loss.

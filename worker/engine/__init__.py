@@ -16,7 +16,8 @@
 - One iteration is one loss-and-gradient evaluation (L-BFGS line-search evaluations included).
 - ``compute_style_targets(styles, params)`` gives ``StyleTargets`` (``.to_bytes()`` / ``StyleTargets.from_bytes``)
   to pass as ``style_targets=`` so a batch computes style Grams once.
-- ``floor_step_fn(params, (h, w))`` is one forward+backward pass of the same backbone, for the benchmark;
+- ``floor_step_fn(params, (h, w), content=None)`` is one forward+backward pass of the same backbone (on the
+  content at that size), for the benchmark;
   ``evaluate_losses(image, content, styles, params)`` scores an output (e.g. a bfloat16 result in float32).
 
 No Redis, boto3, Celery, Flask or file paths here (a test checks the imports). The backend-specific part (traced

@@ -331,11 +331,19 @@ def stylize(
     return StyleResult(output, metrics, tracker.cancelled)
 
 
-def floor_step_fn(params: StyleParams, shape: tuple[int, int]) -> Callable[[], np.ndarray]:
+def floor_step_fn(
+    params: StyleParams, shape: tuple[int, int], content: np.ndarray | None = None
+) -> Callable[[], np.ndarray]:
     """A callable doing one forward and backward pass of the backbone, truncated at the deepest layer ``params``
     use, on an image of ``shape`` (height, width), at the precision ``params`` resolve to. The bench times it as
-    the floor an engine iteration is compared with. The first call traces; time the later ones."""
+    the floor an engine iteration is compared with. The first call traces; time the later ones.
+
+    The pass runs on ``content`` resized to ``shape`` (the engine's first iterate with ``init=content``: the same
+    input), or on uniform noise when no content is given."""
     backbone, _cached, _content, _style, _order, extractor = _network(params, resolve_precision(params.precision))
     step = backend.floor_fn(extractor, backbone.preprocess)
-    image = np.random.default_rng(0).uniform(0, 255, size=(*shape, 3)).astype(np.float32)
+    if content is not None:
+        image = images.resize(images.check_image(content, "content"), shape)
+    else:
+        image = np.random.default_rng(0).uniform(0, 255, size=(*shape, 3)).astype(np.float32)
     return lambda: step(image)
