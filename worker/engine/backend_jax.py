@@ -16,14 +16,15 @@ forward-only feature function once per input shape (content, and each style imag
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from worker.engine import losses
+from worker.engine import losses, objective
 from worker.engine.hardware import cpu_has_amx_bf16
+from worker.engine.objective import ObjectiveSpec
 
 # Ampere (8.0) and later have bfloat16 tensor cores; older GPUs emulate it.
 BF16_MIN_COMPUTE_CAPABILITY = (8, 0)
@@ -78,39 +79,16 @@ def gram_fn(features: np.ndarray) -> np.ndarray:
 
 
 class Objective:
-    """Loss and gradient of one job at one image size.
+    """Loss and gradient of one job at one image size; the same contract as ``backend_tf.Objective``."""
 
-    ``__call__(image float32 (H, W, 3))`` returns ``(losses float64[4] = content, style, tv, total;
-    gradient float32 (H, W, 3))``. One call is one forward and one backward pass of the backbone.
-    """
-
-    def __init__(
-        self,
-        extractor,
-        preprocess: Callable,
-        content_index: Sequence[int],
-        style_index: Sequence[int],
-        content_targets: Sequence[np.ndarray],
-        style_grams: Sequence[np.ndarray],
-        content_layer_weights: Sequence[float],
-        style_layer_weights: Sequence[float],
-        loss_weights: Sequence[float],
-    ) -> None:
-        key = (id(extractor), tuple(content_index), tuple(style_index))
+    def __init__(self, extractor, preprocess: Callable, spec: ObjectiveSpec) -> None:
+        key = spec.step_key(extractor)
         with _lock:
             if key not in _step_fns:
-                _step_fns[key] = _make_step(extractor, preprocess, tuple(content_index), tuple(style_index))
+                _step_fns[key] = _make_step(extractor, preprocess, spec.content_index, spec.style_index)
         self.step = _step_fns[key]
         # Put on the device once per job: every iteration then passes the same arrays (no host-to-device copies).
-        self._args = (
-            _variables(extractor),
-            [jnp.asarray(t, jnp.float32) for t in content_targets],
-            [jnp.asarray(g, jnp.float32) for g in style_grams],
-            jnp.asarray(content_layer_weights, jnp.float32),
-            jnp.asarray(style_layer_weights, jnp.float32),
-            jnp.asarray(loss_weights, jnp.float32),
-        )
-
+        self._args = (_variables(extractor), *spec.step_args(lambda array: jnp.asarray(array, jnp.float32)))
         self.traced_on_first_call = False
         self._calls = 0
 
@@ -127,15 +105,10 @@ class Objective:
 
 
 def _make_step(extractor, preprocess, content_index, style_index):
-    def total_loss(image, variables, content_targets, style_grams, content_lw, style_lw, loss_w):
+    def total_loss(image, variables, *targets_and_weights):
         outputs = _forward(extractor, preprocess, variables, image)
-        content_terms = [
-            losses.content_loss(outputs[i], t) for i, t in zip(content_index, content_targets, strict=True)
-        ]
-        style_terms = [losses.style_loss(outputs[i], g) for i, g in zip(style_index, style_grams, strict=True)]
-        tv = losses.total_variation_loss(image)
-        content, style, tv, total = losses.weighted_total(content_terms, style_terms, tv, content_lw, style_lw, loss_w)
-        return total, jnp.stack([content, style, tv, total])
+        terms = objective.total_loss(outputs, image, content_index, style_index, *targets_and_weights)
+        return terms[3], jnp.stack(terms)
 
     # Differentiates with respect to the image only (argument 0): no gradient is computed for the weights.
     loss_and_grad = jax.value_and_grad(total_loss, has_aux=True)

@@ -12,13 +12,14 @@ as tensor *arguments*, not captured constants, so a second job with the same ima
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 import numpy as np
 import tensorflow as tf
 
-from worker.engine import losses
+from worker.engine import losses, objective
 from worker.engine.hardware import cpu_has_amx_bf16
+from worker.engine.objective import ObjectiveSpec
 
 _lock = threading.Lock()
 _step_fns: dict[tuple, tf.types.experimental.PolymorphicFunction] = {}
@@ -57,32 +58,14 @@ class Objective:
     gradient float32 (H, W, 3))``. One call is one forward and one backward pass of the backbone.
     """
 
-    def __init__(
-        self,
-        extractor,
-        preprocess: Callable,
-        content_index: Sequence[int],
-        style_index: Sequence[int],
-        content_targets: Sequence[np.ndarray],
-        style_grams: Sequence[np.ndarray],
-        content_layer_weights: Sequence[float],
-        style_layer_weights: Sequence[float],
-        loss_weights: Sequence[float],
-    ) -> None:
-        key = (id(extractor), tuple(content_index), tuple(style_index))
+    def __init__(self, extractor, preprocess: Callable, spec: ObjectiveSpec) -> None:
+        key = spec.step_key(extractor)
         with _lock:
             if key not in _step_fns:
-                _step_fns[key] = _make_step(extractor, preprocess, tuple(content_index), tuple(style_index))
+                _step_fns[key] = _make_step(extractor, preprocess, spec.content_index, spec.style_index)
         self.step = _step_fns[key]
         # Converted once per job: every iteration then passes the same tensors (no host-to-device copies).
-        self._args = (
-            [tf.constant(t, tf.float32) for t in content_targets],
-            [tf.constant(g, tf.float32) for g in style_grams],
-            tf.constant(content_layer_weights, tf.float32),
-            tf.constant(style_layer_weights, tf.float32),
-            tf.constant(loss_weights, tf.float32),
-        )
-
+        self._args = spec.step_args(lambda array: tf.constant(array, tf.float32))
         self.traced_on_first_call = False
         self._calls = 0
 
@@ -98,20 +81,13 @@ class Objective:
 
 def _make_step(extractor, preprocess, content_index, style_index):
     @tf.function
-    def step(image, content_targets, style_grams, content_lw, style_lw, loss_w):
+    def step(image, *targets_and_weights):
         with tf.GradientTape(watch_accessed_variables=False) as tape:
             tape.watch(image)
             outputs = _as_list(extractor(preprocess(image[None]), training=False))
-            content_terms = [
-                losses.content_loss(outputs[i], t) for i, t in zip(content_index, content_targets, strict=True)
-            ]
-            style_terms = [losses.style_loss(outputs[i], g) for i, g in zip(style_index, style_grams, strict=True)]
-            tv = losses.total_variation_loss(image)
-            content, style, tv, total = losses.weighted_total(
-                content_terms, style_terms, tv, content_lw, style_lw, loss_w
-            )
-        grad = tape.gradient(total, image)
-        return tf.stack([content, style, tv, total]), grad
+            terms = objective.total_loss(outputs, image, content_index, style_index, *targets_and_weights)
+        grad = tape.gradient(terms[3], image)
+        return tf.stack(terms), grad
 
     return step
 

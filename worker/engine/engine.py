@@ -20,6 +20,7 @@ import numpy as np
 from shared.errors import EngineError, ParamError
 from shared.params import StyleParams
 from worker.engine import backbones, color, images, optimizers
+from worker.engine.objective import ObjectiveSpec
 from worker.engine.targets import StyleTargets, targets_key
 
 # Keras backend -> the module holding everything backend-specific (traced loss and gradient, forward features,
@@ -196,13 +197,11 @@ def _losses_dict(losses: np.ndarray) -> dict[str, float]:
 
 
 def _objective(job: _Job, grams: tuple[np.ndarray, ...]) -> backend.Objective:
-    content_index = [job.layer_order.index(name) for name, _w in job.content_layers]
-    style_index = [job.layer_order.index(name) for name, _w in job.style_layers]
+    content_index = tuple(job.layer_order.index(name) for name, _w in job.content_layers)
+    style_index = tuple(job.layer_order.index(name) for name, _w in job.style_layers)
     content_outputs = backend.features_fn(job.extractor, job.backbone.preprocess)(job.content_input)
     params = job.params
-    return backend.Objective(
-        job.extractor,
-        job.backbone.preprocess,
+    spec = ObjectiveSpec(
         content_index,
         style_index,
         [content_outputs[i] for i in content_index],
@@ -211,6 +210,7 @@ def _objective(job: _Job, grams: tuple[np.ndarray, ...]) -> backend.Objective:
         [w for _n, w in job.style_layers],
         [params.content_weight, params.style_weight, params.tv_weight],
     )
+    return backend.Objective(job.extractor, job.backbone.preprocess, spec)
 
 
 def evaluate_losses(

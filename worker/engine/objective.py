@@ -1,0 +1,49 @@
+"""One job's loss, backend-neutral: which extractor outputs feed which term, the targets, the weights, and the
+composition of the terms (``keras.ops``). The backend modules wrap ``total_loss`` in their own traced
+loss-and-gradient function (``tf.function`` + ``GradientTape``, or ``jax.jit`` + ``value_and_grad``)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from worker.engine import losses
+
+
+@dataclass(frozen=True)
+class ObjectiveSpec:
+    """``content_index``/``style_index`` are positions in the extractor's outputs; ``loss_weights`` is
+    (content, style, tv)."""
+
+    content_index: tuple[int, ...]
+    style_index: tuple[int, ...]
+    content_targets: Sequence[np.ndarray]
+    style_grams: Sequence[np.ndarray]
+    content_layer_weights: Sequence[float]
+    style_layer_weights: Sequence[float]
+    loss_weights: Sequence[float]
+
+    def step_key(self, extractor) -> tuple:
+        """What a traced step depends on: the network and which outputs feed which term. Targets and weights are
+        arguments of the step, so a new job of the same size reuses it."""
+        return (id(extractor), self.content_index, self.style_index)
+
+    def step_args(self, to_array: Callable[[object], object]) -> tuple:
+        """Targets and weights as the backend's float32 arrays, in the order ``total_loss`` takes them."""
+        return (
+            [to_array(t) for t in self.content_targets],
+            [to_array(g) for g in self.style_grams],
+            to_array(self.content_layer_weights),
+            to_array(self.style_layer_weights),
+            to_array(self.loss_weights),
+        )
+
+
+def total_loss(outputs, image, content_index, style_index, content_targets, style_grams, content_lw, style_lw, loss_w):
+    """``(content, style, tv, total)`` of ``image`` from its extractor ``outputs`` (traceable on any backend)."""
+    content_terms = [losses.content_loss(outputs[i], t) for i, t in zip(content_index, content_targets, strict=True)]
+    style_terms = [losses.style_loss(outputs[i], g) for i, g in zip(style_index, style_grams, strict=True)]
+    tv = losses.total_variation_loss(image)
+    return losses.weighted_total(content_terms, style_terms, tv, content_lw, style_lw, loss_w)
