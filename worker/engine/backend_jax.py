@@ -123,8 +123,7 @@ def _make_step(extractor, preprocess, content_index, style_index):
 
 
 def floor_fn(extractor, preprocess: Callable) -> Callable[[np.ndarray], np.ndarray]:
-    """One forward and one backward pass of the extractor (to its deepest output) with a trivial loss: the floor
-    that an engine iteration is timed against. Same network, precision and preprocessing as ``Objective``."""
+    """The bench's floor pass; the same contract as ``backend_tf.floor_fn``."""
     key = (id(extractor),)
     with _lock:
         if key not in _floor_fns:
