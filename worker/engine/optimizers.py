@@ -31,8 +31,8 @@ LBFGS_HISTORY = 10
 FIRST_STEP_RMS_PX = 1.0
 # Threads scipy's BLAS may use inside L-BFGS. Its work is a few vector operations over the pixels per evaluation,
 # far too small to gain from threads; but OpenBLAS's idle threads busy-wait after each call and take cores from
-# the backbone's forward and backward pass. On 2 cores that cost 0.05 s of a 0.49 s iteration at 256 px
-# (bench/engine.py: 1.20x the floor with the default threads, 1.12x with one).
+# the backbone's forward and backward pass. On 2 cores that cost about 0.05 s of a 0.49 s iteration at 256 px
+# (0.475-0.497 s per iteration with the default threads, 0.430-0.439 s with one; docs/engine.md).
 LBFGS_BLAS_THREADS = 1
 # Finds the loaded BLAS libraries once (about 10 ms); limiting through it then costs microseconds per run.
 _THREADPOOLS = ThreadpoolController()
