@@ -5,11 +5,12 @@
 
 For every backbone, on one content/style pair, same size and iteration count:
 
-(a) engine overhead. ``seconds_per_iteration`` is the engine's own figure for a warmed-up run (the backbone is built
-    and the step traced by a 2-iteration run first). The floor is one forward+backward pass of the same backbone
-    (same weights, same precision, same process) from the image to the deepest layer the run uses, on the same
-    input: the least work any Gatys iteration must do. It is timed before and after the engine run and the median
-    taken, because this machine is shared and noisy; ``overhead_ratio = seconds_per_iteration / floor``.
+(a) engine overhead. ``seconds_per_iteration`` is the engine's own figure for a warmed-up run (one untimed run of
+    the same workload first builds the backbone and traces the step). The floor is one forward+backward pass of the
+    same backbone (same weights, same precision, same process) from the image to the deepest layer the run uses, on
+    the same input: the least work any Gatys iteration must do. Rounds of (floor block, engine run) sit adjacent in
+    time, because this machine is shared and noisy; ``overhead_ratio`` is the median of the per-round
+    ``seconds_per_iteration / floor``.
 (b) Table 4.1 (Anonymous 2024: VGG19 25.2 s / TV 51398.95; Xception 804.3 s / 9898.414; EfficientNetB7 2574.4 s /
     34714.414): time taken, total variation of the output (``tf.image.total_variation`` on 0-255 pixels), final
     content and style loss. Without the official Xception/EfficientNetB7 files the row falls back to random weights
@@ -128,10 +129,9 @@ def bench_backbone(backbone: str, content_rgb: Any, style_rgb: Any, args: argpar
     # step for this size and then runs the same iterations once, untimed. With a 2-iteration warm-up the first
     # timed round was the slowest of the three in 5 of 5 runs (about 3% over the later rounds at 256 px): one-time
     # costs that a real 300-iteration job amortises, not per-iteration overhead.
-    warm_up = params
     random_fallback = False
     try:
-        warm = stylize(content_rgb, [style_rgb], warm_up)
+        warm = stylize(content_rgb, [style_rgb], params)
     except WeightsMissing as error:
         if not args.random_fallback:
             raise
@@ -139,7 +139,7 @@ def bench_backbone(backbone: str, content_rgb: Any, style_rgb: Any, args: argpar
         random_fallback = True
     with random_weights(random_fallback):
         if random_fallback:
-            warm = stylize(content_rgb, [style_rgb], warm_up)
+            warm = stylize(content_rgb, [style_rgb], params)
         # Rounds of (floor block, engine run), each the same number of passes, adjacent in time: this machine is
         # shared, so a ratio of two measurements taken minutes apart would mostly measure the neighbours.
         floor_step = floor_step_fn(params, tuple(warm.metrics["size_px"]), content_rgb) if args.floor else None
