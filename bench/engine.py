@@ -37,7 +37,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # run as a script from anywhere: `python bench/engine.py`
     sys.path.insert(0, str(ROOT))
 
-SAMPLE_DIRS = (ROOT / "examples", ROOT.parent / "shared" / "data" / "images")
+SAMPLE_DIRS = (ROOT / "examples",)
 PAPER_TABLE_4_1 = {  # backbone -> (seconds, total variation) as printed in the paper
     "vgg19": (25.2, 51398.95),
     "xception": (804.3, 9898.414),

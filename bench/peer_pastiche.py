@@ -30,7 +30,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_IMAGES = ROOT.parent / "shared" / "data" / "images"
+DEFAULT_IMAGES = ROOT / "examples"
 DEFAULT_CONTENT = DEFAULT_IMAGES / "content" / "chelsea_cat.jpg"
 DEFAULT_STYLE = DEFAULT_IMAGES / "style" / "vangogh_starry_night.jpg"
 
