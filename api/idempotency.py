@@ -24,11 +24,11 @@ from flask import request
 
 from api.context import ApiContext
 from api.ratelimit import RateLimited
-from services.registry import _redis_errors
+from services.redis_client import redis_errors
+from services.redis_keys import idempotency_key
 from shared.errors import BadRequest, ParamError
 
 HEADER = "Idempotency-Key"
-KEY_PREFIX = "atelier:idem:"
 # Visible ASCII, like the IETF draft's examples (UUIDs, random strings); long enough for any of them.
 KEY_PATTERN = re.compile(r"^[\x21-\x7e]{1,255}$")
 
@@ -54,7 +54,7 @@ def create_once(ctx: ApiContext, tenant: str, scope: str, body_fingerprint: str,
     if not KEY_PATTERN.match(client_key):
         raise BadRequest("bad_idempotency_key", f"{HEADER} {client_key[:60]!r} is not allowed; expected 1 to 255 "
                          "visible ASCII characters (a UUID is a good choice)", field=HEADER)
-    redis_key = f"{KEY_PREFIX}{tenant}:{scope}:{hashlib.sha256(client_key.encode()).hexdigest()}"
+    redis_key = idempotency_key(tenant, scope, hashlib.sha256(client_key.encode()).hexdigest())
     resource_id = new_id()
     entry = {"fingerprint": body_fingerprint, "id": resource_id}
     if _claim(ctx, redis_key, entry):
@@ -76,12 +76,12 @@ def create_once(ctx: ApiContext, tenant: str, scope: str, body_fingerprint: str,
     return resource, False
 
 
-@_redis_errors
+@redis_errors
 def _claim(ctx: ApiContext, redis_key: str, entry: dict[str, str]) -> bool:
     return bool(ctx.registry.redis.set(redis_key, json.dumps(entry), nx=True, ex=ctx.settings.idempotency_ttl_s))
 
 
-@_redis_errors
+@redis_errors
 def _read(ctx: ApiContext, redis_key: str) -> dict[str, str] | None:
     raw = ctx.registry.redis.get(redis_key)
     return None if raw is None else json.loads(raw)

@@ -18,12 +18,12 @@ from flask import Flask, Response
 
 from api.context import ApiContext
 from api.errors import error_response
-from services.registry import _redis_errors
+from services.redis_client import redis_errors
+from services.redis_keys import rate_key
 from shared.errors import AtelierError
 from shared.jobs import JobStatus
 
 WINDOW_S = 60
-RATE_KEY_PREFIX = "atelier:rate:"
 
 _FIXED_WINDOW_LUA = """
 local count = redis.call('INCR', KEYS[1])
@@ -73,13 +73,13 @@ def admit_submission(ctx: ApiContext, tenant: str, *, new_jobs: int = 0) -> None
                               retry_after_s=retry_after_s)
 
 
-@_redis_errors
+@redis_errors
 def _hit(ctx: ApiContext, tenant: str) -> tuple[int, int]:
     """(submissions in this window including this one, seconds until the window ends)."""
     now_s = _now_s(ctx)
     window = math.floor(now_s / WINDOW_S)
     # The window's number is in the key, so a new window starts from zero; the TTL only cleans up.
-    key = f"{RATE_KEY_PREFIX}{tenant}:{window}"
+    key = rate_key(tenant, window)
     count, _ttl_s = ctx.registry.redis.eval(_FIXED_WINDOW_LUA, 1, key, WINDOW_S + 1)
     return int(count), math.ceil((window + 1) * WINDOW_S - now_s)
 

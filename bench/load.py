@@ -33,7 +33,7 @@ sys.path.insert(0, str(ROOT))
 
 from services.commands import api_argv, resolve  # noqa: E402
 from services.devstack import RedisServer, free_port  # noqa: E402
-from services.registry import connect  # noqa: E402
+from services.redis_client import connect  # noqa: E402
 from services.tenants import KeyStore  # noqa: E402
 
 

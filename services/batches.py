@@ -1,6 +1,6 @@
 """Batch records in Redis: one style set and parameters, many contents, each content an ordinary child job.
 
-Layout (next to the job registry's keys, see ``services.registry``):
+Layout (keys in ``services.redis_keys``):
 
 - ``atelier:batch:<id>``: the batch, one JSON document (``new_batch_record``): style input keys and names, params
   (with ``style_blend``), ``created_at``, ``canceled``;
@@ -22,25 +22,14 @@ from typing import Any
 
 import redis
 
-from services.registry import JobRegistry, _redis_errors, job_key
+from services.redis_client import redis_errors
+from services.redis_keys import batch_items_key, batch_key, batch_names_key, job_key
+from services.registry import JobRegistry
 from shared.errors import BadRequest, NotFound
-from shared.jobs import STATUS_VALUES, JobStatus, is_terminal, new_job_id, parse_iso, utc_now_iso
+from shared.jobs import STATUS_VALUES, JobRecord, JobStatus, is_terminal, new_job_id, parse_iso, utc_now_iso
 
-BATCH_KEY_PREFIX = "atelier:batch:"
 MAX_NAME_CHARS = 300
 MAX_ITEMS_PAGE = 500
-
-
-def batch_key(batch_id: str) -> str:
-    return BATCH_KEY_PREFIX + batch_id
-
-
-def items_key(batch_id: str) -> str:
-    return BATCH_KEY_PREFIX + batch_id + ":items"
-
-
-def names_key(batch_id: str) -> str:
-    return BATCH_KEY_PREFIX + batch_id + ":names"
 
 
 def new_batch_record(
@@ -93,7 +82,7 @@ def result_names(source_names: Iterable[str]) -> list[str]:
     return names
 
 
-def summarize(items: list[dict[str, Any]], children: list[dict[str, Any] | None],
+def summarize(items: list[dict[str, Any]], children: list[JobRecord | None],
               now_iso: str | None = None) -> dict[str, Any]:
     """Counts per status, overall progress (0..1) and an ETA from the children's records (pure; unit-tested).
 
@@ -103,15 +92,15 @@ def summarize(items: list[dict[str, Any]], children: list[dict[str, Any] | None]
     done_units = 0.0
     first_start = None
     for child in children:
-        status = child["status"] if child else JobStatus.FAILED.value  # a vanished record counts as failed
+        status = child.status if child else JobStatus.FAILED.value  # a vanished record counts as failed
         counts[status] += 1
         if child is None or is_terminal(status):
             done_units += 1.0
         elif status == JobStatus.RUNNING:
-            progress = child.get("progress") or {}
+            progress = child.progress or {}
             if progress.get("iterations"):
                 done_units += min(1.0, progress.get("iteration", 0) / progress["iterations"])
-        started = child.get("started_at") if child else None
+        started = child.started_at if child else None
         if started and (first_start is None or started < first_start):
             first_start = started
     total = len(items)
@@ -144,12 +133,12 @@ class BatchRegistry:
         self.jobs = jobs
         self.redis: redis.Redis = jobs.redis
 
-    @_redis_errors
+    @redis_errors
     def create(self, record: dict[str, Any]) -> None:
         if not self.redis.set(batch_key(record["id"]), json.dumps(record), nx=True):
             raise ValueError(f"batch {record['id']!r} already exists")
 
-    @_redis_errors
+    @redis_errors
     def get(self, batch_id: str) -> dict[str, Any] | None:
         raw = self.redis.get(batch_key(batch_id))
         return None if raw is None else json.loads(raw)
@@ -160,57 +149,57 @@ class BatchRegistry:
             raise NotFound("batch_not_found", f"no batch with id {batch_id!r}", field="id")
         return record
 
-    @_redis_errors
+    @redis_errors
     def delete(self, batch_id: str) -> None:
         """Remove the batch and its item index (rollback of a create whose first items could not be queued)."""
-        self.redis.delete(batch_key(batch_id), items_key(batch_id), names_key(batch_id))
+        self.redis.delete(batch_key(batch_id), batch_items_key(batch_id), batch_names_key(batch_id))
 
     # --- items -------------------------------------------------------------------------------------------------
 
-    @_redis_errors
+    @redis_errors
     def reserve_name(self, batch_id: str, name: str, job_id: str) -> str | None:
         """Claim ``name`` for ``job_id``. Returns None if it was free, else the job id that already has it."""
-        if self.redis.hsetnx(names_key(batch_id), name, job_id):
+        if self.redis.hsetnx(batch_names_key(batch_id), name, job_id):
             return None
-        existing = self.redis.hget(names_key(batch_id), name)
+        existing = self.redis.hget(batch_names_key(batch_id), name)
         return existing.decode() if existing is not None else None
 
-    @_redis_errors
+    @redis_errors
     def release_name(self, batch_id: str, name: str, job_id: str) -> None:
         """Undo ``reserve_name`` (only if the name still points at ``job_id``)."""
-        self.redis.eval(_HDEL_IF_LUA, 1, names_key(batch_id), name, job_id)
+        self.redis.eval(_HDEL_IF_LUA, 1, batch_names_key(batch_id), name, job_id)
 
-    @_redis_errors
+    @redis_errors
     def append_item(self, batch_id: str, name: str, job_id: str) -> None:
-        self.redis.rpush(items_key(batch_id), json.dumps({"name": name, "job_id": job_id}))
+        self.redis.rpush(batch_items_key(batch_id), json.dumps({"name": name, "job_id": job_id}))
 
-    @_redis_errors
+    @redis_errors
     def remove_item(self, batch_id: str, name: str, job_id: str) -> None:
-        self.redis.lrem(items_key(batch_id), 0, json.dumps({"name": name, "job_id": job_id}))
+        self.redis.lrem(batch_items_key(batch_id), 0, json.dumps({"name": name, "job_id": job_id}))
         self.release_name(batch_id, name, job_id)
 
-    @_redis_errors
+    @redis_errors
     def item_count(self, batch_id: str) -> int:
-        return int(self.redis.llen(items_key(batch_id)))
+        return int(self.redis.llen(batch_items_key(batch_id)))
 
-    @_redis_errors
+    @redis_errors
     def items(self, batch_id: str, offset: int = 0, limit: int | None = None) -> list[dict[str, Any]]:
         end = -1 if limit is None else offset + limit - 1
-        return [json.loads(raw) for raw in self.redis.lrange(items_key(batch_id), offset, end)]
+        return [json.loads(raw) for raw in self.redis.lrange(batch_items_key(batch_id), offset, end)]
 
-    @_redis_errors
-    def children(self, items: list[dict[str, Any]]) -> list[dict[str, Any] | None]:
+    @redis_errors
+    def children(self, items: list[dict[str, Any]]) -> list[JobRecord | None]:
         """The child job records of ``items``, in order (None where a record has gone)."""
-        records: list[dict[str, Any] | None] = []
+        records: list[JobRecord | None] = []
         chunk = 500
         for start in range(0, len(items), chunk):
             keys = [job_key(item["job_id"]) for item in items[start:start + chunk]]
-            records += [None if raw is None else json.loads(raw) for raw in self.redis.mget(keys)]
+            records += [None if raw is None else JobRecord.from_dict(json.loads(raw)) for raw in self.redis.mget(keys)]
         return records
 
     # --- cancel ------------------------------------------------------------------------------------------------
 
-    @_redis_errors
+    @redis_errors
     def mark_canceled(self, batch_id: str) -> dict[str, Any]:
         """Set the batch's ``canceled`` flag (once); new items are refused from then on."""
         with self.redis.pipeline() as pipe:

@@ -4,7 +4,7 @@ Why most numbers live in Redis. In production the workers run on other hosts (on
 counts cannot sit in the API's memory, and asking Prometheus to find and scrape every short-lived GPU pod adds service
 discovery for little gain. Every process already shares Redis, so the cluster's numbers are kept there:
 
-- job outcomes are counted where a record becomes terminal (``JobRegistry._transition``), inside the same MULTI as
+- job outcomes are counted where a record becomes terminal (``JobRegistry.transition``), inside the same MULTI as
   the status change, so each job is counted exactly once whichever process ended it (a worker, or the API cancelling
   a queued job);
 - a worker adds each delivery that ended a job to Redis counters and histograms (``record_delivery``, called from
@@ -37,13 +37,14 @@ import redis
 from prometheus_client import Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 
+from services.redis_keys import METRICS_KEY_PREFIX, METRICS_WORKERS_KEY
 from shared.jobs import STATUS_VALUES, JobStatus, is_terminal, parse_iso
 from shared.tasks import QUEUES
 
 log = logging.getLogger(__name__)
 
-KEY_PREFIX = "atelier:metrics:"
-WORKERS_KEY = KEY_PREFIX + "workers"
+KEY_PREFIX = METRICS_KEY_PREFIX
+WORKERS_KEY = METRICS_WORKERS_KEY
 LABEL_SEP = "\x1f"
 FIELD_SEP = "\x1e"
 
@@ -218,7 +219,7 @@ class RedisMetricsCollector:
             yield _counter(metric, values) if metric.kind == "counter" else _histogram(metric, values)
 
     def _read(self) -> dict[str, Any]:
-        from services.registry import status_index_key  # imported here: the registry imports this module
+        from services.redis_keys import status_index_key
 
         now_s = self.clock()
         pipe = self.client.pipeline(transaction=False)

@@ -26,14 +26,12 @@ from typing import Any
 
 import redis
 
-from services.registry import _redis_errors
+from services.redis_client import redis_errors
+from services.redis_keys import ALL_API_KEYS, API_KEY_HASH_PREFIX, API_KEY_RECORD_PREFIX
 from shared.errors import BadRequest, NotFound
 from shared.jobs import utc_now_iso
 
 KEY_PREFIX = "atl_"
-KEY_RECORD_PREFIX = "atelier:apikey:"
-KEY_HASH_PREFIX = "atelier:apikey-hash:"
-ALL_KEYS = "atelier:apikeys"
 TENANT_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 KEY_ID_PATTERN = re.compile(r"^[0-9a-f]{16}$")
 # The tenant of every request when authentication is off (the embedded `atelier dev` default), and of records
@@ -65,7 +63,7 @@ class KeyStore:
     def __init__(self, redis_client: redis.Redis) -> None:
         self.redis = redis_client
 
-    @_redis_errors
+    @redis_errors
     def create(self, tenant: str) -> NewKey:
         check_tenant_name(tenant)
         key_id = secrets.token_hex(8)
@@ -74,19 +72,19 @@ class KeyStore:
         record = {"key_id": key_id, "tenant": tenant, "sha256": digest, "created_at": utc_now_iso(),
                   "revoked_at": None}
         pipe = self.redis.pipeline()
-        pipe.set(KEY_RECORD_PREFIX + key_id, json.dumps(record))
-        pipe.set(KEY_HASH_PREFIX + digest, key_id)
-        pipe.sadd(ALL_KEYS, key_id)
+        pipe.set(API_KEY_RECORD_PREFIX + key_id, json.dumps(record))
+        pipe.set(API_KEY_HASH_PREFIX + digest, key_id)
+        pipe.sadd(ALL_API_KEYS, key_id)
         pipe.execute()
         return NewKey(key_id=key_id, tenant=tenant, token=token)
 
-    @_redis_errors
+    @redis_errors
     def tenant_for(self, token: str) -> str | None:
         """The tenant of a valid, unrevoked key; None otherwise."""
         if not token.startswith(KEY_PREFIX) or len(token) > 200:
             return None
         digest = hash_token(token)
-        key_id = self.redis.get(KEY_HASH_PREFIX + digest)
+        key_id = self.redis.get(API_KEY_HASH_PREFIX + digest)
         if key_id is None:
             return None
         record = self._get(key_id.decode())
@@ -95,17 +93,17 @@ class KeyStore:
             return None
         return str(record["tenant"])
 
-    @_redis_errors
+    @redis_errors
     def list(self, tenant: str | None = None) -> list[dict[str, Any]]:
         """Every key's public fields (never the hash), oldest first."""
-        ids = sorted(member.decode() for member in self.redis.smembers(ALL_KEYS))
+        ids = sorted(member.decode() for member in self.redis.smembers(ALL_API_KEYS))
         records = [record for record in (self._get(key_id) for key_id in ids) if record is not None]
         if tenant is not None:
             records = [record for record in records if record["tenant"] == tenant]
         records.sort(key=lambda record: record["created_at"])
         return [{k: v for k, v in record.items() if k != "sha256"} for record in records]
 
-    @_redis_errors
+    @redis_errors
     def revoke(self, key_id: str) -> dict[str, Any]:
         """Revoke at once: the next request with this key is 401. Revoking twice is fine."""
         if not KEY_ID_PATTERN.match(key_id or ""):
@@ -117,11 +115,11 @@ class KeyStore:
         if not record.get("revoked_at"):
             record["revoked_at"] = utc_now_iso()
         pipe = self.redis.pipeline()
-        pipe.set(KEY_RECORD_PREFIX + key_id, json.dumps(record))
-        pipe.delete(KEY_HASH_PREFIX + record["sha256"])
+        pipe.set(API_KEY_RECORD_PREFIX + key_id, json.dumps(record))
+        pipe.delete(API_KEY_HASH_PREFIX + record["sha256"])
         pipe.execute()
         return {k: v for k, v in record.items() if k != "sha256"}
 
     def _get(self, key_id: str) -> dict[str, Any] | None:
-        raw = self.redis.get(KEY_RECORD_PREFIX + key_id)
+        raw = self.redis.get(API_KEY_RECORD_PREFIX + key_id)
         return None if raw is None else json.loads(raw)

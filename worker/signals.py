@@ -41,7 +41,7 @@ import redis
 from celery import Celery, bootsteps, signals
 
 from services import metrics
-from services.registry import job_key
+from services.redis_keys import job_key
 from shared.jobs import STATUS_VALUES, is_terminal
 from shared.logging import JOB_ID, json_handler_setup
 from shared.settings import Settings

@@ -26,13 +26,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from services.redis_client import compare_and_delete
+from services.redis_keys import style_targets_lock_key
 from shared.errors import NotFound
 from shared.params import StyleParams
 
 log = logging.getLogger(__name__)
 
 KEY_PREFIX = "style-targets/"
-LOCK_PREFIX = "atelier:style-targets:lock:"
 FORMAT_VERSION = 1  # bump when StyleTargets' meaning changes, so old stored entries are ignored
 LOCK_TTL_S = 300.0  # longer than computing targets for the largest size takes on a slow worker
 WAIT_TIMEOUT_S = 600.0  # a waiter gives up waiting and computes itself after this long
@@ -143,7 +144,7 @@ class StyleTargetCache:
 
     def _from_storage_or_compute(self, key: str, styles: list[Any], params: StyleParams) -> tuple[Any, CacheOutcome]:
         started_s = time.monotonic()
-        lock = LOCK_PREFIX + key
+        lock = style_targets_lock_key(key)
         token = uuid.uuid4().hex
         deadline_s = started_s + self.wait_timeout_s
         while True:
@@ -172,7 +173,7 @@ class StyleTargetCache:
             return targets, CacheOutcome("computed", key, compute_s, wait_s)
         finally:
             if token:
-                self.redis.eval(_RELEASE_LUA, 1, lock, token)
+                compare_and_delete(self.redis, lock, token)
 
     def _load(self, key: str) -> Any:
         try:
@@ -191,10 +192,3 @@ class StyleTargetCache:
         while len(self._memory) > self.memory_entries:
             self._memory.popitem(last=False)
 
-
-_RELEASE_LUA = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('DEL', KEYS[1])
-end
-return 0
-"""

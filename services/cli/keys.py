@@ -17,7 +17,7 @@ REDIS_OPTION = click.option("--redis-url", envvar="ATELIER_REDIS_URL", default="
 
 
 def _store(redis_url: str):  # noqa: ANN202 - KeyStore, imported lazily like every command's dependencies
-    from services.registry import connect
+    from services.redis_client import connect
     from services.tenants import KeyStore
 
     return KeyStore(connect(redis_url))
