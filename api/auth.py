@@ -74,11 +74,11 @@ def _check_ownership(ctx: Any) -> None:
     if "job_id" in args:
         record = ctx.registry.get(args["job_id"])
         if record is not None:
-            require_owned(record, "job")
+            require_owned(record.tenant, record.id, "job")
     if "batch_id" in args:
         batch = BatchRegistry(ctx.registry).get(args["batch_id"])
         if batch is not None:
-            require_owned(batch, "batch")
+            require_owned(str(batch.get("tenant") or DEFAULT_TENANT), batch["id"], "batch")
 
 
 def current_tenant() -> str:
@@ -86,13 +86,8 @@ def current_tenant() -> str:
     return str(g.get("tenant") or DEFAULT_TENANT)
 
 
-def record_tenant(record: dict[str, Any]) -> str:
-    """Records written before tenants existed belong to the default tenant."""
-    return str(record.get("tenant") or DEFAULT_TENANT)
-
-
-def require_owned(record: dict[str, Any], kind: str = "job") -> dict[str, Any]:
-    """``record`` if this request's tenant owns it, else the same 404 as for a missing id."""
-    if record_tenant(record) != current_tenant():
-        raise NotFound(f"{kind}_not_found", f"no {kind} with id {record['id']!r}", field="id")
-    return record
+def require_owned(owner: str, resource_id: str, kind: str = "job") -> None:
+    """Nothing if this request's tenant is ``owner``, else the same 404 as for a missing id (so ids of other
+    tenants' resources cannot be probed)."""
+    if owner != current_tenant():
+        raise NotFound(f"{kind}_not_found", f"no {kind} with id {resource_id!r}", field="id")

@@ -10,10 +10,12 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from shared.jobs import JobRecord
+
 PREVIEW_KEY_PATTERN = re.compile(r"/previews/(\d+)\.png$")
 
-PUBLIC_FIELDS = ("id", "status", "created_at", "started_at", "finished_at", "params", "progress", "error", "metrics",
-                 "worker", "queue", "cancel_requested", "batch_id")
+PUBLIC_FIELDS = ("id", "kind", "status", "created_at", "started_at", "finished_at", "params", "progress", "error",
+                 "metrics", "worker", "queue", "cancel_requested", "batch_id")
 
 
 def job_url(job_id: str) -> str:
@@ -34,17 +36,17 @@ def preview_iteration(key: str) -> int | None:
     return int(match.group(1)) if match else None
 
 
-def present_job(record: dict[str, Any]) -> dict[str, Any]:
-    job = {name: record.get(name) for name in PUBLIC_FIELDS}
-    job["cancel_requested"] = bool(job["cancel_requested"])
-    inputs = record.get("inputs") or {}
+def present_job(record: JobRecord) -> dict[str, Any]:
+    job: dict[str, Any] = {name: getattr(record, name) for name in PUBLIC_FIELDS}
+    job["cancel_requested"] = bool(record.cancel_requested)
+    inputs = record.inputs
     job["inputs"] = {"content_name": inputs.get("content_name"), "style_names": inputs.get("style_names", [])}
-    result = record.get("result")
+    result = record.result
     job["result"] = None if not result else {
-        "url": result_url(record["id"]),
+        "url": result_url(record.id),
         "width": result.get("width"),
         "height": result.get("height"),
     }
-    iterations = (preview_iteration(key) for key in record.get("previews") or [])
-    job["previews"] = [preview_url(record["id"], n) for n in sorted(i for i in iterations if i is not None)]
+    iterations = (preview_iteration(key) for key in record.previews)
+    job["previews"] = [preview_url(record.id, n) for n in sorted(i for i in iterations if i is not None)]
     return job

@@ -1,9 +1,11 @@
-"""Accepting a job: store inputs -> write the record -> enqueue, undoing what was done if a later step fails.
+"""Accepting work: store inputs -> write the record -> enqueue, undoing what was done if a later step fails.
 
-Validation happened before (``api.validation``), so nothing here can fail on the client's input; failures are
-Redis, storage or broker outages (503). On any failure the job record is deleted and the inputs this request created
-are removed again (inputs that already existed belong to other jobs too: content-addressed storage), so a rejected
-request leaves no record, no stored input and no queued message.
+This is the one path by which a job enters the system, whatever its kind and whether it comes alone
+(``POST /v1/jobs``) or as a batch item (``/v1/batches``). Validation happened before (``api.validation`` and
+``api.runnable``), so nothing here can fail on the client's input; failures are Redis, storage or broker outages
+(503). On any failure the job record is deleted and the inputs this call stored are removed again (inputs that
+already existed belong to other jobs too: content-addressed storage), so a rejected request leaves no record, no
+stored input and no queued message.
 
 Known limit: if two requests upload the same new image at the same moment and the first one then fails, its rollback
 can delete the input the second one relies on; that job then fails in the worker with a clear "input missing"
@@ -13,60 +15,57 @@ error. Reference counting would close this, at the price of another Redis struct
 from __future__ import annotations
 
 import logging
-from typing import Any
+from collections.abc import Callable, Sequence
 
 from api.context import ApiContext
-from api.validation import JobRequest, Upload
-from shared.jobs import input_key, new_job_id, new_job_record
+from api.validation import Upload
+from shared.jobs import JobRecord
 from shared.logging import JOB_ID
 
 log = logging.getLogger(__name__)
 
 
-def submit_job(ctx: ApiContext, request: JobRequest, *, batch_id: str | None = None, job_id: str | None = None,
-               tenant: str = "default") -> dict[str, Any]:
-    """Store, record and enqueue one job for ``tenant``; returns the record as written (status ``queued``).
-    ``job_id`` is given when the id was reserved beforehand (api/idempotency.py)."""
-    job_id = job_id or new_job_id()
-    JOB_ID.set(job_id)  # this request's log lines carry the new id (reset after the request: api/blueprints/metrics.py)
-    created_keys: list[str] = []
+def submit(ctx: ApiContext, record: JobRecord, uploads: Sequence[Upload] = (), *,
+           created_keys: list[str] | None = None, after_record: Callable[[], None] | None = None) -> JobRecord:
+    """Store ``uploads``, write ``record`` (status ``queued``), run ``after_record`` (e.g. add the batch item), then
+    enqueue the record's kind on its queue. Returns the record as written.
+
+    ``created_keys`` collects the storage keys this call created, for a caller that must undo a larger request
+    (a batch of many items); on failure this call removes its own keys and record before raising."""
+    JOB_ID.set(record.id)  # this request's log lines carry the new id (reset after the request)
+    mine: list[str] = []
     record_written = False
     try:
-        content_key = _store_input(ctx, request.content, created_keys)
-        style_keys = [_store_input(ctx, upload, created_keys) for upload in request.styles]
-        record = new_job_record(
-            job_id,
-            params=request.params.to_dict(),
-            content_key=content_key,
-            style_keys=style_keys,
-            content_name=request.content.name,
-            style_names=[upload.name for upload in request.styles],
-            queue=request.queue,
-            batch_id=batch_id,
-            tenant=tenant,
-        )
+        for upload in uploads:
+            store_upload(ctx, upload, mine, already_created=created_keys)
         ctx.registry.create(record)  # the record exists before the message: a worker never sees an unknown id
         record_written = True
-        ctx.queue.enqueue(job_id, queue=request.queue)
+        if after_record is not None:
+            after_record()
+        ctx.queue.enqueue(record.id, queue=record.queue, kind=record.kind)
     except BaseException:
-        _roll_back(ctx, job_id, created_keys, record_written)
+        roll_back(ctx, record.id if record_written else None, mine)
         raise
-    log.info("job %s queued on %s", job_id, request.queue, extra={"event": "job_queued"})
+    if created_keys is not None:
+        created_keys.extend(mine)
+    log.info("%s job %s queued on %s", record.kind, record.id, record.queue, extra={"event": "job_queued"})
     return record
 
 
-def _store_input(ctx: ApiContext, upload: Upload, created_keys: list[str]) -> str:
-    key = input_key(upload.image.sha256, upload.image.format)
-    if key in created_keys or ctx.storage.exists(key):
+def store_upload(ctx: ApiContext, upload: Upload, created_keys: list[str],
+                 already_created: list[str] | None = None) -> str:
+    """Store ``upload`` under its content address unless it is there already; new keys go to ``created_keys``."""
+    key = upload.key
+    if key in created_keys or (already_created and key in already_created) or ctx.storage.exists(key):
         return key  # same bytes already stored: store once
     ctx.storage.put(key, upload.data, content_type=upload.image.content_type)
     created_keys.append(key)
     return key
 
 
-def _roll_back(ctx: ApiContext, job_id: str, created_keys: list[str], record_written: bool) -> None:
-    # Best effort: the dependency that failed may also refuse the cleanup; log what we could not undo.
-    if record_written:
+def roll_back(ctx: ApiContext, job_id: str | None, created_keys: list[str]) -> None:
+    """Best effort: the dependency that failed may also refuse the cleanup; log what we could not undo."""
+    if job_id is not None:
         try:
             ctx.registry.delete(job_id)
         except Exception:

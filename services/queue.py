@@ -16,7 +16,7 @@ from celery import Celery
 from shared.celery_config import make_celery
 from shared.errors import Unavailable
 from shared.settings import Settings
-from shared.tasks import INTERACTIVE_QUEUE, QUEUES, STYLIZE_TASK
+from shared.tasks import INTERACTIVE_QUEUE, QUEUES, TASK_FOR_KIND
 
 __all__ = ["JobQueue", "make_celery", "queued_message_count", "queued_messages"]
 
@@ -33,13 +33,15 @@ class JobQueue:
         else:
             self.celery = make_celery(Settings(redis_url=source))
 
-    def enqueue(self, job_id: str, queue: str = INTERACTIVE_QUEUE) -> None:
-        """Publish the stylize task for ``job_id``; ``Unavailable`` (code ``queue_unavailable``) if the broker is
-        down after Celery's short publish retries."""
+    def enqueue(self, job_id: str, queue: str = INTERACTIVE_QUEUE, kind: str = "stylize") -> None:
+        """Publish the task of ``kind`` for ``job_id``; ``Unavailable`` (code ``queue_unavailable``) if the broker
+        is down after Celery's short publish retries."""
         if queue not in QUEUES:
             raise ValueError(f"unknown queue {queue!r}; expected one of {', '.join(QUEUES)}")
+        if kind not in TASK_FOR_KIND:
+            raise ValueError(f"unknown job kind {kind!r}; expected one of {', '.join(TASK_FOR_KIND)}")
         try:
-            self.celery.send_task(STYLIZE_TASK, args=[job_id], queue=queue, task_id=job_id, ignore_result=True)
+            self.celery.send_task(TASK_FOR_KIND[kind], args=[job_id], queue=queue, task_id=job_id, ignore_result=True)
         except Exception as exc:  # kombu raises OperationalError, redis raises ConnectionError, ...
             raise Unavailable("queue_unavailable", f"could not queue job {job_id}: broker unavailable ({exc})") from exc
 

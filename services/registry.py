@@ -1,12 +1,7 @@
 """The job registry: our own job records in Redis (BRIEF §2: the record is ours, not Celery's).
 
-Layout:
-- ``atelier:job:<id>``: the record, one JSON document (schema in ``shared.jobs.new_job_record``);
-- ``atelier:jobs``: sorted set of every job id, score = creation time (epoch seconds), for newest-first listing;
-- ``atelier:jobs:status:<status>``: the same, per status, so a filtered listing reads only matching ids;
-- ``atelier:jobs:tenant:<tenant>`` and ``atelier:jobs:tenant:<tenant>:status:<status>``: the same two indexes per
-  tenant, so a tenant's listing never reads (or leaks) another tenant's ids;
-- ``atelier:lease:<id>``: a short-lived lease a worker holds while it runs the job (duplicate deliveries back off).
+Keys are in ``services.redis_keys`` (the job record, the newest-first indexes per status and per tenant, the lease).
+Records are ``shared.jobs.JobRecord``; every kind of job shares this registry.
 
 Status transitions are read-modify-write under WATCH/MULTI (optimistic locking, retried on conflict), so a cancel
 and a worker starting the job at the same moment cannot both win. Every Redis error becomes
@@ -17,75 +12,31 @@ from __future__ import annotations
 
 import base64
 import binascii
-import functools
 import json
 import math
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
 import redis
-from redis.backoff import ExponentialBackoff
-from redis.retry import Retry
 
 from services import metrics
-from shared.errors import BadRequest, NotFound, Unavailable
-from shared.jobs import STATUS_VALUES, JobStatus, is_terminal, parse_iso, utc_now_iso
+from services.redis_client import compare_and_delete, connect, redis_errors
+from services.redis_keys import (
+    ALL_JOBS_KEY,
+    job_key,
+    lease_key,
+    status_index_key,
+    tenant_index_key,
+)
+from shared.errors import BadRequest, NotFound
+from shared.jobs import STATUS_VALUES, JobRecord, JobStatus, is_terminal, parse_iso, utc_now_iso
 
-JOB_KEY_PREFIX = "atelier:job:"
-ALL_JOBS_KEY = "atelier:jobs"
-STATUS_INDEX_PREFIX = "atelier:jobs:status:"
-LEASE_KEY_PREFIX = "atelier:lease:"
-TENANT_INDEX_PREFIX = "atelier:jobs:tenant:"
-DEFAULT_TENANT = "default"  # same as services.tenants.DEFAULT_TENANT: records without a tenant belong to it
 MAX_LIST_LIMIT = 100
 
-T = TypeVar("T")
 # Module-level aliases: inside JobRegistry the name ``list`` is the method, not the builtin.
-Records = list[dict[str, Any]]
+Records = list[JobRecord]
 Entries = list[tuple[str, float]]
-
-
-def job_key(job_id: str) -> str:
-    return JOB_KEY_PREFIX + job_id
-
-
-def status_index_key(status: str) -> str:
-    return STATUS_INDEX_PREFIX + status
-
-
-def tenant_index_key(tenant: str, status: str | None = None) -> str:
-    return TENANT_INDEX_PREFIX + tenant + (f":status:{status}" if status else "")
-
-
-def _tenant(record: dict[str, Any]) -> str:
-    return str(record.get("tenant") or DEFAULT_TENANT)
-
-
-def lease_key(job_id: str) -> str:
-    return LEASE_KEY_PREFIX + job_id
-
-
-def connect(redis_url: str) -> redis.Redis:
-    """A client with short timeouts and two quick retries: a blip is absorbed, an outage answers 503 at once
-    instead of hanging the request."""
-    return redis.Redis.from_url(
-        redis_url,
-        socket_connect_timeout=2,
-        socket_timeout=10,
-        health_check_interval=30,
-        retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), retries=2),
-    )
-
-
-def _redis_errors(method: Callable[..., T]) -> Callable[..., T]:
-    @functools.wraps(method)
-    def wrapper(*args: Any, **kwargs: Any) -> T:
-        try:
-            return method(*args, **kwargs)
-        except redis.RedisError as exc:
-            raise Unavailable("redis_unavailable", f"Redis is unavailable: {exc}") from exc
-
-    return wrapper
+Change = Callable[[JobRecord], JobRecord | None]
 
 
 class JobRegistry:
@@ -100,28 +51,28 @@ class JobRegistry:
 
     # --- reading ---------------------------------------------------------------------------------------------
 
-    @_redis_errors
+    @redis_errors
     def ping(self) -> None:
         self.redis.ping()
 
-    @_redis_errors
-    def get(self, job_id: str) -> dict[str, Any] | None:
+    @redis_errors
+    def get(self, job_id: str) -> JobRecord | None:
         raw = self.redis.get(job_key(job_id))
-        return None if raw is None else json.loads(raw)
+        return None if raw is None else JobRecord.from_dict(json.loads(raw))
 
-    def require(self, job_id: str) -> dict[str, Any]:
+    def require(self, job_id: str) -> JobRecord:
         """The record, or ``NotFound`` naming the id."""
         record = self.get(job_id)
         if record is None:
             raise NotFound("job_not_found", f"no job with id {job_id!r}", field="id")
         return record
 
-    @_redis_errors
+    @redis_errors
     def cancel_requested(self, job_id: str) -> bool:
         record = self.get(job_id)
-        return bool(record and (record.get("cancel_requested") or record["status"] == JobStatus.CANCELED))
+        return bool(record and (record.cancel_requested or record.status == JobStatus.CANCELED))
 
-    @_redis_errors
+    @redis_errors
     def list(
         self, status: str | None = None, limit: int = 20, cursor: str | None = None, *, tenant: str | None = None
     ) -> tuple[Records, str | None]:
@@ -143,7 +94,7 @@ class JobRegistry:
         if page:
             for raw in self.redis.mget([job_key(job_id) for job_id, _ in page]):
                 if raw is not None:  # deleted between the index read and now
-                    records.append(json.loads(raw))
+                    records.append(JobRecord.from_dict(json.loads(raw)))
         next_cursor = _encode_cursor(*page[-1]) if len(entries) > limit else None
         return records, next_cursor
 
@@ -158,12 +109,12 @@ class JobRegistry:
         # The cursor's job changed status or was deleted: continue strictly below its creation time.
         return _pairs(self.redis.zrevrangebyscore(index, f"({score!r}", "-inf", start=0, num=count, withscores=True))
 
-    @_redis_errors
+    @redis_errors
     def count_for_tenant(self, tenant: str, status: str) -> int:
         """How many of ``tenant``'s jobs are in ``status`` (the queued-jobs cap, api/ratelimit.py)."""
         return int(self.redis.zcard(tenant_index_key(tenant, status)))
 
-    @_redis_errors
+    @redis_errors
     def count_by_status(self) -> dict[str, int]:
         pipe = self.redis.pipeline(transaction=False)
         for status in STATUS_VALUES:
@@ -172,27 +123,28 @@ class JobRegistry:
 
     # --- writing ---------------------------------------------------------------------------------------------
 
-    @_redis_errors
-    def create(self, record: dict[str, Any]) -> None:
+    @redis_errors
+    def create(self, record: JobRecord) -> None:
         """Store a new record and index it, atomically. An existing id is an error (ids are random)."""
-        job_id = record["id"]
+        job_id = record.id
+        score = _score(record)
         with self.redis.pipeline() as pipe:
             pipe.watch(job_key(job_id))
             if pipe.exists(job_key(job_id)):
                 raise ValueError(f"job {job_id!r} already exists")
             pipe.multi()
-            pipe.set(job_key(job_id), json.dumps(record))
-            pipe.zadd(ALL_JOBS_KEY, {job_id: _score(record)})
-            pipe.zadd(status_index_key(record["status"]), {job_id: _score(record)})
-            pipe.zadd(tenant_index_key(_tenant(record)), {job_id: _score(record)})
-            pipe.zadd(tenant_index_key(_tenant(record), record["status"]), {job_id: _score(record)})
+            pipe.set(job_key(job_id), json.dumps(record.to_dict()))
+            pipe.zadd(ALL_JOBS_KEY, {job_id: score})
+            pipe.zadd(status_index_key(record.status), {job_id: score})
+            pipe.zadd(tenant_index_key(record.tenant), {job_id: score})
+            pipe.zadd(tenant_index_key(record.tenant, record.status), {job_id: score})
             pipe.execute()
 
-    @_redis_errors
+    @redis_errors
     def delete(self, job_id: str) -> None:
         """Remove a record and its index entries (rollback of a request that could not be enqueued)."""
         raw = self.redis.get(job_key(job_id))
-        tenant = _tenant(json.loads(raw)) if raw is not None else None
+        tenant = JobRecord.from_dict(json.loads(raw)).tenant if raw is not None else None
         pipe = self.redis.pipeline()
         pipe.delete(job_key(job_id), lease_key(job_id))
         pipe.zrem(ALL_JOBS_KEY, job_id)
@@ -204,16 +156,19 @@ class JobRegistry:
             pipe.zrem(tenant_index_key(tenant), job_id)
         pipe.execute()
 
-    def update(self, job_id: str, **fields: Any) -> dict[str, Any]:
+    def update(self, job_id: str, **fields: Any) -> JobRecord:
         """Set top-level fields; returns the new record. ``NotFound`` if there is no such job."""
 
-        def change(record: dict[str, Any]) -> dict[str, Any]:
+        def change(record: JobRecord) -> JobRecord:
             if "status" in fields:
                 fields["status"] = JobStatus(fields["status"]).value
-            record.update(fields)
+            for name, value in fields.items():
+                if not hasattr(record, name) or name == "extra":
+                    raise ValueError(f"job records have no field {name!r}")
+                setattr(record, name, value)
             return record
 
-        return self._transition(job_id, change)
+        return self.transition(job_id, change)
 
     def mark_running(self, job_id: str, hostname: str, pid: int) -> bool:
         """Claim the job for this worker: ``queued`` -> ``running``, counting the delivery.
@@ -225,35 +180,34 @@ class JobRegistry:
         """
         claimed = False
 
-        def change(record: dict[str, Any]) -> dict[str, Any] | None:
+        def change(record: JobRecord) -> JobRecord | None:
             nonlocal claimed
             claimed = False  # reset: change() runs again when a concurrent write forces a retry
-            if record["status"] not in (JobStatus.QUEUED, JobStatus.RUNNING):
+            if record.status not in (JobStatus.QUEUED, JobStatus.RUNNING):
                 return None
             claimed = True
-            record["status"] = JobStatus.RUNNING.value
-            record["started_at"] = record.get("started_at") or utc_now_iso()
-            record["worker"] = {"hostname": hostname, "pid": int(pid)}
-            record["deliveries"] = int(record.get("deliveries") or 0) + 1
+            record.status = JobStatus.RUNNING.value
+            record.started_at = record.started_at or utc_now_iso()
+            record.worker = {"hostname": hostname, "pid": int(pid)}
+            record.deliveries = int(record.deliveries or 0) + 1
             return record
 
         try:
-            self._transition(job_id, change)
+            self.transition(job_id, change)
         except NotFound:
             return False
         return claimed
 
     def set_progress(self, job_id: str, progress: dict[str, Any]) -> bool:
         """Replace ``progress`` while the job runs; ignored (False) once the job is terminal."""
-        return self._update_while_running(job_id, lambda record: record.__setitem__("progress", progress))
+        return self._update_while_running(job_id, lambda record: setattr(record, "progress", progress))
 
     def add_preview(self, job_id: str, key: str) -> bool:
         """Append a preview key (once) while the job runs."""
 
-        def change(record: dict[str, Any]) -> None:
-            previews = record.setdefault("previews", [])
-            if key not in previews:
-                previews.append(key)
+        def change(record: JobRecord) -> None:
+            if key not in record.previews:
+                record.previews.append(key)
 
         return self._update_while_running(job_id, change)
 
@@ -273,39 +227,41 @@ class JobRegistry:
             raise ValueError(f"finish() needs a terminal status, got {status.value!r}")
         finished = False
 
-        def change(record: dict[str, Any]) -> dict[str, Any] | None:
+        def change(record: JobRecord) -> JobRecord | None:
             nonlocal finished
             finished = False  # reset on retry (see mark_running)
-            if is_terminal(record["status"]):
+            if record.terminal:
                 return None
             finished = True
-            record.update(status=status.value, finished_at=utc_now_iso(), result=result, error=error)
+            record.status, record.finished_at = status.value, utc_now_iso()
+            record.result, record.error = result, error
             if metrics is not None:
-                record["metrics"] = metrics
+                record.metrics = metrics
             return record
 
-        self._transition(job_id, change)
+        self.transition(job_id, change)
         return finished
 
-    def request_cancel(self, job_id: str) -> dict[str, Any]:
+    def request_cancel(self, job_id: str) -> JobRecord:
         """Cancel: a queued job becomes ``canceled`` at once (it will never run: the worker's ``mark_running``
         refuses it); a running job gets ``cancel_requested`` and the worker stops at its next progress report;
         a terminal job is left as it is. Returns the record after the change."""
 
-        def change(record: dict[str, Any]) -> dict[str, Any] | None:
-            if record["status"] == JobStatus.QUEUED:
-                record.update(status=JobStatus.CANCELED.value, finished_at=utc_now_iso(), cancel_requested=True)
+        def change(record: JobRecord) -> JobRecord | None:
+            if record.status == JobStatus.QUEUED:
+                record.status, record.finished_at = JobStatus.CANCELED.value, utc_now_iso()
+                record.cancel_requested = True
                 return record
-            if record["status"] == JobStatus.RUNNING and not record.get("cancel_requested"):
-                record["cancel_requested"] = True
+            if record.status == JobStatus.RUNNING and not record.cancel_requested:
+                record.cancel_requested = True
                 return record
             return None
 
-        return self._transition(job_id, change)
+        return self.transition(job_id, change)
 
     # --- leases ----------------------------------------------------------------------------------------------
 
-    @_redis_errors
+    @redis_errors
     def acquire_lease(self, job_id: str, owner: str, ttl_s: float) -> bool:
         """Take the job's lease for ``ttl_s`` seconds unless someone else holds it (re-acquiring our own is OK)."""
         key = lease_key(job_id)
@@ -313,41 +269,41 @@ class JobRegistry:
             return True
         return self.renew_lease(job_id, owner, ttl_s)
 
-    @_redis_errors
+    @redis_errors
     def renew_lease(self, job_id: str, owner: str, ttl_s: float) -> bool:
         """Extend our lease (or re-take it if it expired and is free); False if someone else holds it now."""
         return bool(self.redis.eval(_RENEW_LEASE_LUA, 1, lease_key(job_id), owner, int(ttl_s * 1000)))
 
-    @_redis_errors
+    @redis_errors
     def release_lease(self, job_id: str, owner: str) -> None:
-        self.redis.eval(_RELEASE_LEASE_LUA, 1, lease_key(job_id), owner)
+        compare_and_delete(self.redis, lease_key(job_id), owner)
 
     # --- internals -------------------------------------------------------------------------------------------
 
-    def _update_while_running(self, job_id: str, mutate: Callable[[dict[str, Any]], None]) -> bool:
+    def _update_while_running(self, job_id: str, mutate: Callable[[JobRecord], None]) -> bool:
         changed = False
 
-        def change(record: dict[str, Any]) -> dict[str, Any] | None:
+        def change(record: JobRecord) -> JobRecord | None:
             nonlocal changed
             changed = False  # reset on retry (see mark_running)
-            if record["status"] != JobStatus.RUNNING:
+            if record.status != JobStatus.RUNNING:
                 return None
             mutate(record)
             changed = True
             return record
 
         try:
-            self._transition(job_id, change)
+            self.transition(job_id, change)
         except NotFound:
             return False
         return changed
 
-    @_redis_errors
-    def _transition(
-        self, job_id: str, change: Callable[[dict[str, Any]], dict[str, Any] | None]
-    ) -> dict[str, Any]:
+    @redis_errors
+    def transition(self, job_id: str, change: Change) -> JobRecord:
         """Apply ``change`` to the record under WATCH/MULTI, retrying if another client wrote it meanwhile.
-        ``change`` returns the new record, or None to leave it unchanged. Keeps the status indexes in step."""
+        ``change`` mutates and returns the record, or returns None to leave it unchanged. Keeps the status indexes
+        and the outcome counter in step. Public so other writers of job state (the reconciler) share this one
+        transition instead of writing records themselves."""
         key = job_key(job_id)
         with self.redis.pipeline() as pipe:
             while True:
@@ -356,23 +312,23 @@ class JobRegistry:
                     raw = pipe.get(key)
                     if raw is None:
                         raise NotFound("job_not_found", f"no job with id {job_id!r}", field="id")
-                    record = json.loads(raw)
-                    old_status = record["status"]
+                    record = JobRecord.from_dict(json.loads(raw))
+                    old_status = record.status
                     new_record = change(record)
                     if new_record is None:
                         pipe.unwatch()
-                        return json.loads(raw)
+                        return JobRecord.from_dict(json.loads(raw))
                     pipe.multi()
-                    pipe.set(key, json.dumps(new_record))
-                    if new_record["status"] != old_status:
+                    pipe.set(key, json.dumps(new_record.to_dict()))
+                    if new_record.status != old_status:
                         score = _score(new_record)
                         pipe.zrem(status_index_key(old_status), job_id)
-                        pipe.zadd(status_index_key(new_record["status"]), {job_id: score})
-                        pipe.zrem(tenant_index_key(_tenant(new_record), old_status), job_id)
-                        pipe.zadd(tenant_index_key(_tenant(new_record), new_record["status"]), {job_id: score})
-                        if is_terminal(new_record["status"]):
+                        pipe.zadd(status_index_key(new_record.status), {job_id: score})
+                        pipe.zrem(tenant_index_key(new_record.tenant, old_status), job_id)
+                        pipe.zadd(tenant_index_key(new_record.tenant, new_record.status), {job_id: score})
+                        if is_terminal(new_record.status):
                             # Same MULTI as the status change: each job counted exactly once (services/metrics.py).
-                            metrics.count_job_finished(pipe, new_record)
+                            metrics.count_job_finished(pipe, new_record.to_dict())
                     pipe.execute()
                     return new_record
                 except redis.WatchError:
@@ -394,16 +350,8 @@ end
 return 0
 """
 
-_RELEASE_LEASE_LUA = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('DEL', KEYS[1])
-end
-return 0
-"""
-
-
-def _score(record: dict[str, Any]) -> float:
-    return parse_iso(record["created_at"]).timestamp()
+def _score(record: JobRecord) -> float:
+    return parse_iso(record.created_at).timestamp()
 
 
 def _pairs(entries: Any) -> Entries:

@@ -1,12 +1,17 @@
-"""Job vocabulary shared by the API and the worker: statuses, ids, record shape and storage keys.
+"""Job vocabulary shared by the API and the worker: statuses, kinds, ids, the typed job record and storage keys.
 
 The job record is ours, not Celery's (BRIEF §2): a JSON document the API writes before answering 202 and the
-worker updates. Storage keys are deterministic so a redelivered task overwrites rather than duplicates its outputs.
+worker updates. In code it is a ``JobRecord`` (to and from its JSON form); every kind of work (``kind``: a
+stylization today; training a style model or a video later) is one of these, so all kinds share the registry, the
+queue, the leases, the reconciler, cancel, progress and metrics. Storage keys are deterministic so a redelivered
+task overwrites rather than duplicates its outputs.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import secrets
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import Enum
 from typing import Any
@@ -66,6 +71,74 @@ def metrics_key(job_id: str) -> str:
     return f"results/{job_id}/metrics.json"
 
 
+class JobKind(str, Enum):  # noqa: UP042 - same idiom as JobStatus
+    """What a job does; each kind has its own Celery task (``shared.tasks.TASK_FOR_KIND``)."""
+
+    STYLIZE = "stylize"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+KIND_VALUES: tuple[str, ...] = tuple(kind.value for kind in JobKind)
+DEFAULT_TENANT = "default"  # records written before tenants existed belong to it
+
+
+@dataclass
+class JobRecord:
+    """One job as the registry stores it. ``inputs`` and ``params`` are kind-specific JSON objects (for ``stylize``:
+    ``inputs = {content, styles, content_name, style_names}`` holding storage keys and the client's file names,
+    ``params`` = ``shared.params.StyleParams.to_dict()``); everything else is common to every kind.
+
+    Mutable on purpose: registry transitions (``services.registry``) change a record read under WATCH and write it
+    back. ``to_dict``/``from_dict`` are the JSON form; unknown keys in stored JSON are kept in ``extra`` so a record
+    written by a newer version survives a round trip through an older one.
+    """
+
+    id: str
+    kind: str = JobKind.STYLIZE.value
+    status: str = JobStatus.QUEUED.value
+    created_at: str = field(default_factory=utc_now_iso)
+    started_at: str | None = None
+    finished_at: str | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+    inputs: dict[str, Any] = field(default_factory=dict)
+    progress: dict[str, Any] | None = None
+    result: dict[str, Any] | None = None
+    previews: list[str] = field(default_factory=list)
+    error: dict[str, Any] | None = None
+    metrics: dict[str, Any] | None = None
+    worker: dict[str, Any] | None = None
+    deliveries: int = 0
+    cancel_requested: bool = False
+    queue: str = "interactive"
+    batch_id: str | None = None
+    tenant: str = DEFAULT_TENANT  # the API key's tenant (api/auth.py); only that tenant sees the job
+    requeued_at: str | None = None  # set by the reconciler when it puts a lost job back in the queue
+    extra: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    @property
+    def terminal(self) -> bool:
+        return is_terminal(self.status)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form (what Redis holds)."""
+        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "extra"}
+        return {**self.extra, **out}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> JobRecord:
+        """Parse the JSON form; a record without ``kind`` (written before kinds existed) is a ``stylize`` job."""
+        fields = {f.name: f for f in dataclasses.fields(cls) if f.name != "extra"}
+        # A null where the schema has a non-null default (old records: "previews": null) takes the default.
+        values = {name: data[name] for name, spec in fields.items()
+                  if name in data and (data[name] is not None or spec.default is None)}
+        record = cls(**values)
+        record.extra = {name: value for name, value in data.items() if name not in fields}
+        JobStatus(record.status)  # a corrupt status fails here, not somewhere downstream
+        return record
+
+
 def new_job_record(
     job_id: str,
     *,
@@ -76,31 +149,20 @@ def new_job_record(
     style_names: list[str | None],
     queue: str,
     batch_id: str | None = None,
-    tenant: str = "default",
-) -> dict[str, Any]:
-    """A fresh ``queued`` record with every field of the schema (see the service contract)."""
-    return {
-        "id": job_id,
-        "status": JobStatus.QUEUED.value,
-        "created_at": utc_now_iso(),
-        "started_at": None,
-        "finished_at": None,
-        "params": params,
-        "inputs": {
+    tenant: str = DEFAULT_TENANT,
+) -> JobRecord:
+    """A fresh ``queued`` stylize job."""
+    return JobRecord(
+        id=job_id,
+        kind=JobKind.STYLIZE.value,
+        params=params,
+        inputs={
             "content": content_key,
             "styles": list(style_keys),
             "content_name": content_name,
             "style_names": list(style_names),
         },
-        "progress": None,
-        "result": None,
-        "previews": [],
-        "error": None,
-        "metrics": None,
-        "worker": None,
-        "deliveries": 0,
-        "cancel_requested": False,
-        "queue": queue,
-        "batch_id": batch_id,
-        "tenant": tenant,  # the API key's tenant (api/auth.py); only that tenant sees the job
-    }
+        queue=queue,
+        batch_id=batch_id,
+        tenant=tenant or DEFAULT_TENANT,
+    )

@@ -8,6 +8,10 @@ from __future__ import annotations
 
 STYLIZE_TASK = "atelier.stylize"
 
+# Job kind (``shared.jobs.JobKind``) -> the task that runs it. Every kind's task takes ``(job_id,)`` and reads the
+# rest from the job record, so the queue adapter and the reconciler treat all kinds alike.
+TASK_FOR_KIND: dict[str, str] = {"stylize": STYLIZE_TASK}
+
 # Separate queues instead of Redis-emulated priorities (BRIEF §4): workers consume interactive first.
 INTERACTIVE_QUEUE = "interactive"
 BULK_QUEUE = "bulk"

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Any
+
+from shared.jobs import JobRecord
 
 log = logging.getLogger(__name__)
 
@@ -19,11 +20,11 @@ CRASH_ENV = "ATELIER_TEST_CRASH_ON_CONTENT_NAME"
 CRASH_EXIT_CODE = 86
 
 
-def crash_if_requested(record: dict[str, Any]) -> None:
+def crash_if_requested(record: JobRecord) -> None:
     name = os.environ.get(CRASH_ENV)
-    if name and (record.get("inputs") or {}).get("content_name") == name:
+    if name and record.inputs.get("content_name") == name:
         log.error("job %s: %s=%r matches its content; test switch: killing this worker process",
-                  record.get("id"), CRASH_ENV, name)
+                  record.id, CRASH_ENV, name)
         for handler in logging.getLogger().handlers:
             handler.flush()
         os._exit(CRASH_EXIT_CODE)

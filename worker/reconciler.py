@@ -32,23 +32,29 @@ import signal
 import time
 from dataclasses import dataclass, field
 from types import FrameType
-from typing import Any
 
 import redis
 
 from services.queue import JobQueue
-from services.registry import JobRegistry, lease_key, status_index_key
+from services.redis_client import REDIS_ERRORS, compare_and_delete
+from services.redis_keys import (
+    CELERY_UNACKED_KEY,
+    RECONCILER_LOCK_KEY,
+    lease_key,
+    no_lease_since_key,
+    status_index_key,
+)
+from services.registry import JobRegistry
 from shared.errors import Unavailable
-from shared.jobs import JobStatus, utc_now_iso
+from shared.jobs import JobRecord, JobStatus, utc_now_iso
 from shared.settings import Settings
 from shared.tasks import QUEUES
 
 log = logging.getLogger(__name__)
 
-LOCK_KEY = "atelier:reconciler:lock"
+LOCK_KEY = RECONCILER_LOCK_KEY
 # kombu's Redis transport keeps delivered-but-unacknowledged messages in this hash (delivery tag -> message).
-UNACKED_KEY = "unacked"
-NO_LEASE_PREFIX = "atelier:reconciler:no-lease-since:"
+UNACKED_KEY = CELERY_UNACKED_KEY
 
 
 @dataclass
@@ -85,8 +91,7 @@ class Reconciler:
             self._queued_without_message(now_s, waiting | unacked, report)
             self._running_without_worker(now_s, waiting, unacked, report)
         finally:
-            self.redis.eval("if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end "
-                            "return 0", 1, LOCK_KEY, token)
+            compare_and_delete(self.redis, LOCK_KEY, token)
         if report.changed:
             log.warning("reconciler: requeued %d job(s) without a message, requeued %d whose worker was lost, "
                         "failed %d after the delivery cap", len(report.requeued_missing),
@@ -103,9 +108,9 @@ class Reconciler:
             if job_id in in_broker:
                 continue
             record = self.registry.get(job_id)
-            if record is None or record["status"] != JobStatus.QUEUED:
+            if record is None or record.status != JobStatus.QUEUED:
                 continue
-            self.queue.enqueue(job_id, queue=record.get("queue") or QUEUES[0])
+            self.queue.enqueue(job_id, queue=record.queue or QUEUES[0], kind=record.kind)
             report.requeued_missing.append(job_id)
 
     def _running_without_worker(self, now_s: float, waiting: set[str], unacked: set[str],
@@ -114,13 +119,13 @@ class Reconciler:
             job_id = raw_id.decode()
             if self.redis.exists(lease_key(job_id)) or job_id in waiting:
                 # A live worker renews the lease / a redelivery is already queued (reject_on_worker_lost).
-                self.redis.delete(NO_LEASE_PREFIX + job_id)
+                self.redis.delete(no_lease_since_key(job_id))
                 continue
             if job_id in unacked and not self._missing_for_grace(job_id, now_s):
                 # Delivered to a worker that has not claimed the lease yet (a fresh pool process after a crash
                 # still starting), or to a dead worker. Only time tells them apart.
                 continue
-            self.redis.delete(NO_LEASE_PREFIX + job_id)
+            self.redis.delete(no_lease_since_key(job_id))
             outcome = self._recover(job_id)
             if outcome == "requeued":
                 report.requeued_lost_worker.append(job_id)
@@ -129,7 +134,7 @@ class Reconciler:
 
     def _missing_for_grace(self, job_id: str, now_s: float) -> bool:
         """True once this job has been seen without a lease for ``reconcile_grace_s``."""
-        key = NO_LEASE_PREFIX + job_id
+        key = no_lease_since_key(job_id)
         ttl_s = int(self.settings.reconcile_grace_s * 4 + 60)
         self.redis.set(key, repr(now_s), nx=True, ex=ttl_s)
         first_seen_s = float(self.redis.get(key) or now_s)
@@ -140,27 +145,27 @@ class Reconciler:
         outcome: str | None = None
         cap = self.settings.max_deliveries
 
-        def change(record: dict[str, Any]) -> dict[str, Any] | None:
+        def change(record: JobRecord) -> JobRecord | None:
             nonlocal outcome
             outcome = None  # reset on a WATCH retry
-            if record["status"] != JobStatus.RUNNING or self.redis.exists(lease_key(job_id)):
+            if record.status != JobStatus.RUNNING or self.redis.exists(lease_key(job_id)):
                 return None
-            deliveries = int(record.get("deliveries") or 0)
+            deliveries = int(record.deliveries or 0)
             if deliveries >= cap:
                 outcome = "failed"
-                record.update(status=JobStatus.FAILED.value, finished_at=utc_now_iso(), error={
+                record.status, record.finished_at = JobStatus.FAILED.value, utc_now_iso()
+                record.error = {
                     "code": "worker_lost",
                     "message": f"the job was started {deliveries} times and its worker was lost each time (killed "
-                               f"or out of memory?); giving up after {cap} attempts"})
+                               f"or out of memory?); giving up after {cap} attempts"}
             else:
                 outcome = "requeued"
-                record.update(status=JobStatus.QUEUED.value, worker=None, requeued_at=utc_now_iso())
+                record.status, record.worker, record.requeued_at = JobStatus.QUEUED.value, None, utc_now_iso()
             return record
 
-        self.registry._transition(job_id, change)  # the registry's WATCH/MULTI transition keeps indexes and metrics
+        record = self.registry.transition(job_id, change)  # keeps the indexes and the outcome counter in step
         if outcome == "requeued":
-            record = self.registry.get(job_id) or {}
-            self.queue.enqueue(job_id, queue=record.get("queue") or QUEUES[0])
+            self.queue.enqueue(job_id, queue=record.queue or QUEUES[0], kind=record.kind)
         return outcome
 
     # --- the broker's view ------------------------------------------------------------------------------------------
@@ -174,7 +179,7 @@ class Reconciler:
                 if task_id:
                     waiting.add(task_id)
         unacked: set[str] = set()
-        for raw in self.redis.hvals(UNACKED_KEY):
+        for raw in self.redis.hvals(CELERY_UNACKED_KEY):
             try:
                 message = json.loads(raw)[0]  # [message, exchange, routing_key]
             except (ValueError, IndexError, TypeError):
@@ -216,7 +221,7 @@ def main() -> None:
         while True:
             try:
                 reconciler.run_once()
-            except (Unavailable, redis.RedisError) as exc:  # Redis down: try again next time
+            except (Unavailable, *REDIS_ERRORS) as exc:  # Redis down: try again next time
                 log.warning("reconciler: pass skipped, Redis unavailable: %s", exc)
             time.sleep(settings.reconcile_interval_s)
     except _Stop as stop:

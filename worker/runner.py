@@ -26,7 +26,7 @@ from typing import Any
 
 from shared.errors import AtelierError, Unavailable
 from shared.images import encode_png, load_rgb
-from shared.jobs import JobStatus, is_terminal, metrics_key, parse_iso, result_key
+from shared.jobs import JobRecord, JobStatus, metrics_key, parse_iso, result_key
 from shared.params import StyleParams
 from shared.settings import Settings
 from worker.faults import crash_if_requested
@@ -94,8 +94,8 @@ class JobRunner:
         if record is None:
             log.warning("job %s: no record (deleted?); dropping the message", job_id)
             return SKIPPED
-        if is_terminal(record["status"]):
-            log.info("job %s is already %s; nothing to do", job_id, record["status"])
+        if record.terminal:
+            log.info("job %s is already %s; nothing to do", job_id, record.status)
             return SKIPPED
         lease = JobLease(self.registry, job_id, owner=self.identity.owner, ttl_s=self.lease_ttl_s)
         if not lease.claim():
@@ -111,14 +111,17 @@ class JobRunner:
         if not self.registry.mark_running(job_id, self.identity.hostname, self.identity.pid):
             log.info("job %s was canceled or finished before it started", job_id)
             return SKIPPED
-        record = self.registry.get(job_id) or {}
-        deliveries = int(record.get("deliveries") or 0)
+        record = self.registry.get(job_id)
+        if record is None:
+            log.warning("job %s: record deleted after it was claimed; dropping the message", job_id)
+            return SKIPPED
+        deliveries = int(record.deliveries or 0)
         if deliveries > self.settings.max_deliveries:
             return self._fail(job_id, "worker_lost",
                               f"the job was started {deliveries} times and its worker was lost each time (killed or "
                               f"out of memory?); giving up after {self.settings.max_deliveries} attempts")
         crash_if_requested(record)  # test-only switch (worker/faults.py); does nothing unless its variable is set
-        if record.get("cancel_requested"):
+        if record.cancel_requested:
             return self._finish_canceled(job_id, None)
         try:
             return self._stylize_and_store(job_id, record, lease, task_started_s)
@@ -131,14 +134,14 @@ class JobRunner:
             log.exception("job %s failed: %s", job_id, code)
             return self._fail(job_id, code, message)
 
-    def _stylize_and_store(self, job_id: str, record: dict[str, Any], lease: JobLease, task_started_s: float) -> str:
-        inputs = record["inputs"]
+    def _stylize_and_store(self, job_id: str, record: JobRecord, lease: JobLease, task_started_s: float) -> str:
+        inputs = record.inputs
         storage_s = 0.0
         t0 = time.monotonic()
         content = load_rgb(self.storage.get(inputs["content"]), field="content")
         styles = [load_rgb(self.storage.get(key), field="style") for key in inputs["styles"]]
         storage_s += time.monotonic() - t0
-        params = StyleParams.from_mapping(record["params"]).with_styles(len(styles))
+        params = StyleParams.from_mapping(record.params).with_styles(len(styles))
 
         reporter = ProgressReporter(
             self.registry, self.storage, job_id,
@@ -177,7 +180,7 @@ class JobRunner:
         metrics["queue_wait_s"] = _queue_wait_s(record)
         metrics["engine_wall_s"] = round(engine_wall_s, 3)
         metrics["storage_s"] = round(storage_s + time.monotonic() - t0, 3)
-        metrics["deliveries"] = int(record.get("deliveries") or 1)
+        metrics["deliveries"] = int(record.deliveries or 1)
         metrics["previews_stored"] = len(reporter.previews)
         # Everything this task spent beyond the engine call: record reads/writes, decoding, storage, PNG encoding.
         metrics["worker_overhead_s"] = round(time.monotonic() - task_started_s - engine_wall_s, 3)
@@ -219,8 +222,10 @@ def describe_failure(exc: BaseException) -> tuple[str, str]:
     return "internal_error", f"the worker failed with {name}; the worker log has the details"
 
 
-def _queue_wait_s(record: dict[str, Any]) -> float | None:
+def _queue_wait_s(record: JobRecord) -> float | None:
+    if not record.started_at:
+        return None
     try:
-        return round((parse_iso(record["started_at"]) - parse_iso(record["created_at"])).total_seconds(), 3)
-    except (KeyError, TypeError, ValueError):
+        return round((parse_iso(record.started_at) - parse_iso(record.created_at)).total_seconds(), 3)
+    except ValueError:
         return None

@@ -24,14 +24,21 @@ from dataclasses import dataclass
 from typing import Any
 
 from flask import Blueprint, Response, request, stream_with_context
-from werkzeug.datastructures import FileStorage
 
 from api import idempotency
 from api.auth import current_tenant
 from api.context import ApiContext, api_context
 from api.presenter import result_url
 from api.ratelimit import admit_submission
-from api.validation import int_query_arg, parse_styles_and_params
+from api.submission import roll_back, store_upload, submit
+from api.validation import (
+    Upload,
+    int_query_arg,
+    parse_styles_and_params,
+    read_upload,
+    refuse_unknown_parts,
+    require_multipart,
+)
 from services.batches import (
     MAX_ITEMS_PAGE,
     BatchRegistry,
@@ -43,8 +50,7 @@ from services.batches import (
 )
 from services.tenants import DEFAULT_TENANT
 from shared.errors import BadRequest, NotFound, NotReady
-from shared.images import DecodedImage, decode_image
-from shared.jobs import JobStatus, input_key, new_job_id, new_job_record
+from shared.jobs import JobRecord, JobStatus, new_job_id, new_job_record
 from shared.tasks import BULK_QUEUE
 
 log = logging.getLogger(__name__)
@@ -60,12 +66,11 @@ ZIP_DATE = (2026, 1, 1, 0, 0, 0)  # fixed, so the same results give the same zip
 
 @dataclass(frozen=True)
 class NewItem:
-    """A validated content to add: its source name and either an upload (bytes to store) or a stored key."""
+    """A validated content to add: its source name and either an upload (bytes to store) or an already stored key."""
 
     name: str
     key: str
-    data: bytes | None = None
-    content_type: str | None = None
+    upload: Upload | None = None
 
 
 def batch_url(batch_id: str) -> str:
@@ -82,9 +87,10 @@ def _batches(ctx: ApiContext) -> BatchRegistry:
 @bp.post("")
 def create_batch() -> tuple[dict[str, Any], int, dict[str, str]]:
     ctx = api_context()
-    _refuse_unknown_fields(("style", "content"), ("params",))
+    require_multipart(request)
+    refuse_unknown_parts(request, ("style", "content"), ("params",))
     style_files, params = parse_styles_and_params(request)
-    styles = [_decode_upload(file, f"style[{i}]", ctx) for i, file in enumerate(style_files)]
+    styles = [read_upload(file, f"style[{i}]", ctx.settings.max_image_pixels) for i, file in enumerate(style_files)]
     contents = _uploaded_items(ctx, required=False)
 
     batches = _batches(ctx)
@@ -93,21 +99,21 @@ def create_batch() -> tuple[dict[str, Any], int, dict[str, str]]:
     def create(batch_id: str) -> str:
         admit_submission(ctx, tenant, new_jobs=len(contents))
         created_keys: list[str] = []
-        record = new_batch_record(params=params.to_dict(), style_keys=[key for key, _d, _t, _n in styles],
-                                  style_names=[name for _k, _d, _t, name in styles], batch_id=batch_id)
+        record = new_batch_record(params=params.to_dict(), style_keys=[upload.key for upload in styles],
+                                  style_names=[upload.name for upload in styles], batch_id=batch_id)
         record["tenant"] = tenant  # api/auth.py: only this tenant sees the batch and its children
         try:
-            for key, data, content_type, _name in styles:
-                _store(ctx, key, data, content_type, created_keys)
+            for upload in styles:
+                store_upload(ctx, upload, created_keys)
             batches.create(record)
             _add_items(ctx, batches, record, contents, created_keys)
         except BaseException:
             _delete_quietly(lambda: batches.delete(record["id"]), f"batch {record['id']}")
-            _delete_inputs(ctx, created_keys)
+            roll_back(ctx, None, created_keys)
             raise
         return batch_id
 
-    body = idempotency.fingerprint(params=params.to_dict(), styles=[key for key, _d, _t, _n in styles],
+    body = idempotency.fingerprint(params=params.to_dict(), styles=[upload.key for upload in styles],
                                    contents=[(item.name, item.key) for item in contents])
     batch_id, created = idempotency.create_once(
         ctx, tenant, "batches", body, new_id=new_job_id, create=create,
@@ -131,7 +137,7 @@ def add_items(batch_id: str) -> tuple[dict[str, Any], int]:
     try:
         added = _add_items(ctx, batches, record, items, created_keys)
     except BaseException:
-        _delete_inputs(ctx, created_keys)
+        roll_back(ctx, None, created_keys)
         raise
     any_new = any(item["created"] for item in added)
     return {"batch_id": batch_id, "items": added}, 202 if any_new else 200
@@ -165,8 +171,8 @@ def results_zip(batch_id: str) -> Response:
     items = batches.items(batch_id)
     children = batches.children(items)
     names = result_names(item["name"] for item in items)
-    ready = [(name, child["result"]["key"]) for name, child in zip(names, children, strict=True)
-             if child and child["status"] == JobStatus.SUCCEEDED and child.get("result")]
+    ready = [(name, child.result["key"]) for name, child in zip(names, children, strict=True)
+             if child and child.status == JobStatus.SUCCEEDED and child.result]
     response = Response(stream_with_context(_zip_chunks(ctx, ready)), mimetype="application/zip")
     response.headers["Content-Disposition"] = f'attachment; filename="batch-{batch_id}.zip"'
     response.headers["X-Atelier-Results"] = str(len(ready))
@@ -202,7 +208,7 @@ def present_batch(ctx: ApiContext, batch_id: str, *, offset: int = 0, limit: int
     }
 
 
-def _present_item(item: dict[str, Any], child: dict[str, Any] | None) -> dict[str, Any]:
+def _present_item(item: dict[str, Any], child: JobRecord | None) -> dict[str, Any]:
     if child is None:
         return {"name": item["name"], "job_id": item["job_id"], "status": JobStatus.FAILED.value,
                 "result_url": None, "progress": None,
@@ -210,10 +216,10 @@ def _present_item(item: dict[str, Any], child: dict[str, Any] | None) -> dict[st
     return {
         "name": item["name"],
         "job_id": item["job_id"],
-        "status": child["status"],
-        "result_url": result_url(child["id"]) if child.get("result") else None,
-        "progress": child.get("progress"),
-        "error": child.get("error") if child["status"] != JobStatus.SUCCEEDED else None,
+        "status": child.status,
+        "result_url": result_url(child.id) if child.result else None,
+        "progress": child.progress,
+        "error": child.error if child.status != JobStatus.SUCCEEDED else None,
     }
 
 
@@ -222,9 +228,10 @@ def _present_item(item: dict[str, Any], child: dict[str, Any] | None) -> dict[st
 
 def _add_items(ctx: ApiContext, batches: BatchRegistry, batch: dict[str, Any], items: list[NewItem],
                created_keys: list[str]) -> list[dict[str, Any]]:
-    """Create, record and enqueue one child per new name; names already in the batch return their job. On failure
-    the children created by this call are removed again (a message already queued for one finds no record and is
-    dropped by the worker), then the error propagates."""
+    """Create, record and enqueue one child per new name through the one submission path
+    (``api.submission.submit``); names already in the batch return their job. On failure the children created by
+    this call are removed again (a message already queued for one finds no record and is dropped by the worker),
+    then the error propagates; the caller removes the inputs listed in ``created_keys``."""
     added: list[dict[str, Any]] = []
     created: list[tuple[str, str]] = []
     try:
@@ -234,17 +241,19 @@ def _add_items(ctx: ApiContext, batches: BatchRegistry, batch: dict[str, Any], i
             if existing is not None:
                 added.append({"name": item.name, "job_id": existing, "created": False})
                 continue
-            created.append((item.name, job_id))
-            if item.data is not None:
-                _store(ctx, item.key, item.data, item.content_type or "application/octet-stream", created_keys)
             record = new_job_record(
                 job_id, params=batch["params"], content_key=item.key, style_keys=batch["inputs"]["styles"],
                 content_name=item.name, style_names=batch["inputs"]["style_names"], queue=BULK_QUEUE,
                 batch_id=batch["id"], tenant=batch.get("tenant") or DEFAULT_TENANT,
             )
-            ctx.registry.create(record)
-            batches.append_item(batch["id"], item.name, job_id)
-            ctx.queue.enqueue(job_id, queue=BULK_QUEUE)
+            try:
+                submit(ctx, record, [item.upload] if item.upload else [], created_keys=created_keys,
+                       after_record=lambda n=item.name, j=job_id: batches.append_item(batch["id"], n, j))
+            except BaseException:
+                _delete_quietly(lambda n=item.name, j=job_id: batches.remove_item(batch["id"], n, j),
+                                f"item {item.name}")
+                raise
+            created.append((item.name, job_id))
             added.append({"name": item.name, "job_id": job_id, "created": True})
     except BaseException:
         for name, job_id in created:
@@ -266,14 +275,15 @@ def _uploaded_items(ctx: ApiContext, *, required: bool) -> list[NewItem]:
     items = []
     for index, file in enumerate(files):
         name = clean_source_name(file.filename, field=f"content[{index}].filename")
-        key, data, content_type, _display = _decode_upload(file, f"content[{index}]", ctx)
-        items.append(NewItem(name=name, key=key, data=data, content_type=content_type))
+        upload = read_upload(file, f"content[{index}]", ctx.settings.max_image_pixels)
+        items.append(NewItem(name=name, key=upload.key, upload=upload))
     _refuse_duplicate_names(items)
     return items
 
 
 def _multipart_items(ctx: ApiContext) -> list[NewItem]:
-    _refuse_unknown_fields(("content",), ())
+    require_multipart(request)
+    refuse_unknown_parts(request, ("content",), ())
     return _uploaded_items(ctx, required=True)
 
 
@@ -320,48 +330,12 @@ def _refuse_duplicate_names(items: list[NewItem]) -> None:
         seen.add(item.name)
 
 
-def _decode_upload(file: FileStorage, field: str, ctx: ApiContext) -> tuple[str, bytes, str, str | None]:
-    """(storage key, bytes, content type, display name) of a valid image upload; raises 413/415 otherwise."""
-    data = file.read()
-    image: DecodedImage = decode_image(data, max_pixels=ctx.settings.max_image_pixels, field=field)
-    display = (file.filename or "").replace("\\", "/").rsplit("/", 1)[-1][:200] or None
-    return input_key(image.sha256, image.format), data, image.content_type, display
-
-
-def _store(ctx: ApiContext, key: str, data: bytes, content_type: str, created_keys: list[str]) -> None:
-    if key in created_keys or ctx.storage.exists(key):
-        return  # content-addressed: already stored (maybe by another job), store once
-    ctx.storage.put(key, data, content_type=content_type)
-    created_keys.append(key)
-
-
-def _delete_inputs(ctx: ApiContext, keys: list[str]) -> None:
-    for key in keys:
-        _delete_quietly(lambda k=key: ctx.storage.delete(k), f"input {key}")
-
-
 def _delete_quietly(action: Any, what: str) -> None:
     # Rollback is best effort: the dependency that failed may refuse the cleanup too; log what is left.
     try:
         action()
     except Exception:
         log.exception("rollback: could not remove %s", what)
-
-
-# --- request helpers ----------------------------------------------------------------------------------------------
-
-
-def _refuse_unknown_fields(file_fields: tuple[str, ...], form_fields: tuple[str, ...]) -> None:
-    allowed = file_fields + form_fields
-    for name in list(request.files.keys()) + list(request.form.keys()):
-        if name not in allowed:
-            raise BadRequest("unknown_field", f"unknown form field {name!r}; allowed: {', '.join(allowed)}",
-                             field=name)
-    for name in file_fields:
-        if name in request.form:
-            raise BadRequest("not_a_file", f"{name!r} must be a file part (curl -F '{name}=@path'), not a text field",
-                             field=name)
-
 
 
 # --- zip ----------------------------------------------------------------------------------------------------------

@@ -12,11 +12,11 @@ from api.auth import current_tenant
 from api.context import api_context
 from api.presenter import job_url, present_job
 from api.ratelimit import admit_submission
-from api.submission import submit_job
+from api.submission import submit
 from api.validation import int_query_arg, parse_job_request
 from services.registry import MAX_LIST_LIMIT
 from shared.errors import NotFound, NotReady
-from shared.jobs import JobStatus, new_job_id, preview_key
+from shared.jobs import JobRecord, JobStatus, new_job_id, new_job_record, preview_key
 
 bp = Blueprint("jobs", __name__, url_prefix="/v1/jobs")
 
@@ -29,16 +29,20 @@ def create_job() -> tuple[dict[str, Any], int, dict[str, str]]:
     job_request = parse_job_request(request, max_pixels=ctx.settings.max_image_pixels)
     tenant = current_tenant()
 
-    def create(job_id: str) -> dict[str, Any]:
+    def create(job_id: str) -> JobRecord:
         admit_submission(ctx, tenant, new_jobs=1)
-        return submit_job(ctx, job_request, job_id=job_id, tenant=tenant)
+        record = new_job_record(
+            job_id, params=job_request.params.to_dict(), content_key=job_request.content.key,
+            style_keys=[upload.key for upload in job_request.styles], content_name=job_request.content.name,
+            style_names=[upload.name for upload in job_request.styles], queue=job_request.queue, tenant=tenant)
+        return submit(ctx, record, [job_request.content, *job_request.styles])
 
     body = idempotency.fingerprint(params=job_request.params.to_dict(), content=job_request.content.image.sha256,
                                    styles=[upload.image.sha256 for upload in job_request.styles],
                                    queue=job_request.queue)
     record, created = idempotency.create_once(ctx, tenant, "jobs", body, new_id=new_job_id, create=create,
                                               load=ctx.registry.get)
-    headers = {"Location": job_url(record["id"])}
+    headers = {"Location": job_url(record.id)}
     if not created:
         headers["Idempotent-Replayed"] = "true"
     return present_job(record), 202 if created else 200, headers
@@ -64,7 +68,7 @@ def cancel_job(job_id: str) -> tuple[dict[str, Any], int]:
     """Queued: canceled at once (200, final). Running: the worker stops at its next progress report, so the answer
     is 202 with ``cancel_requested`` true and status still ``running``. Finished: unchanged (200)."""
     record = api_context().registry.request_cancel(job_id)
-    status = 202 if record["status"] == JobStatus.RUNNING else 200
+    status = 202 if record.status == JobStatus.RUNNING else 200
     return present_job(record), status
 
 
@@ -72,9 +76,9 @@ def cancel_job(job_id: str) -> tuple[dict[str, Any], int]:
 def get_result(job_id: str) -> BaseResponse:
     ctx = api_context()
     record = ctx.registry.require(job_id)
-    if record["status"] != JobStatus.SUCCEEDED or not record.get("result"):
+    if record.status != JobStatus.SUCCEEDED or not record.result:
         raise _not_ready(record)
-    return _serve_png(record["result"]["key"], f"{job_id}.png")
+    return _serve_png(record.result["key"], f"{job_id}.png")
 
 
 @bp.get("/<job_id>/previews/<int:iteration>")
@@ -82,7 +86,7 @@ def get_preview(job_id: str, iteration: int) -> BaseResponse:
     ctx = api_context()
     record = ctx.registry.require(job_id)
     key = preview_key(job_id, iteration)
-    if key not in (record.get("previews") or []):
+    if key not in record.previews:
         raise NotFound("preview_not_found", f"job {job_id} has no preview at iteration {iteration}; "
                        "see the job's 'previews' for the available ones", field="iteration")
     return _serve_png(key, f"{job_id}-{iteration:06d}.png")
@@ -100,11 +104,11 @@ def _serve_png(key: str, filename: str) -> BaseResponse:
     return response
 
 
-def _not_ready(record: dict[str, Any]) -> NotReady:
-    status = record["status"]
+def _not_ready(record: JobRecord) -> NotReady:
+    status = record.status
     if status in (JobStatus.QUEUED, JobStatus.RUNNING):
-        return NotReady("not_ready", f"job {record['id']} is {status}; the result is available once it has "
+        return NotReady("not_ready", f"job {record.id} is {status}; the result is available once it has "
                         "succeeded")
-    reason = f": {record['error']['message']}" if record.get("error") else ""
-    return NotReady("no_result", f"job {record['id']} is {status} and has no result{reason}")
+    reason = f": {record.error['message']}" if record.error else ""
+    return NotReady("no_result", f"job {record.id} is {status} and has no result{reason}")
 

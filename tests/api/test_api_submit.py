@@ -32,11 +32,11 @@ def test_submit_stores_inputs_writes_record_and_queues_only_the_id(api):
     assert job["batch_id"] is None and job["previews"] == [] and job["error"] is None
 
     record = api.registry.get(job["id"])
-    assert record is not None and record["status"] == JobStatus.QUEUED
-    stored = api.storage.get(record["inputs"]["content"])
+    assert record is not None and record.status == JobStatus.QUEUED
+    stored = api.storage.get(record.inputs["content"])
     assert stored == content  # the upload itself, content-addressed
-    assert record["inputs"]["content"].startswith("inputs/") and record["inputs"]["content"].endswith(".jpg")
-    assert all(api.storage.exists(key) for key in record["inputs"]["styles"])
+    assert record.inputs["content"].startswith("inputs/") and record.inputs["content"].endswith(".jpg")
+    assert all(api.storage.exists(key) for key in record.inputs["styles"])
 
     raw_messages = api.redis.lrange(INTERACTIVE_QUEUE, 0, -1)
     assert len(raw_messages) == 1
@@ -55,7 +55,7 @@ def test_same_upload_is_stored_once(api):
     first = api.submit(content=content).json
     second = api.submit(content=content).json
     one, two = api.registry.get(first["id"]), api.registry.get(second["id"])
-    assert one["inputs"]["content"] == two["inputs"]["content"]
+    assert one.inputs["content"] == two.inputs["content"]
     assert len(api.storage.list_keys("inputs/")) == 2  # one content, one style (same style bytes both times)
     assert first["id"] != second["id"]
 
@@ -77,8 +77,8 @@ def test_several_styles_with_blend(api):
     response = api.submit(styles=styles, params='{"style_blend": [1, 3]}')
     assert response.status_code == 202, response.json
     record = api.registry.get(response.json["id"])
-    assert len(record["inputs"]["styles"]) == 2 and record["inputs"]["styles"][1].endswith(".png")
-    assert record["params"]["style_blend"] == [1.0, 3.0]
+    assert len(record.inputs["styles"]) == 2 and record.inputs["styles"][1].endswith(".png")
+    assert record.params["style_blend"] == [1.0, 3.0]
 
 
 def _tiff() -> bytes:
@@ -201,7 +201,7 @@ def test_content_as_text_field_is_400(api):
 
 def test_not_multipart_is_400(api):
     response = api.client.post("/v1/jobs", data=json.dumps({"content": "x"}), content_type="application/json")
-    assert response.status_code == 400 and response.json["error"]["code"] == "missing_content"
+    assert response.status_code == 400 and response.json["error"]["code"] == "expected_multipart"
     assert api.leftovers() == NOTHING
 
 
@@ -221,7 +221,7 @@ def test_broker_down_gives_503_and_rolls_back_record_and_new_inputs(make_harness
     after = healthy.leftovers()
     # Same records, same messages; the shared content input stays (another job uses it), the new style is gone.
     assert after == before
-    assert healthy.storage.exists(kept_record["inputs"]["content"])
+    assert healthy.storage.exists(kept_record.inputs["content"])
 
 
 def test_redis_down_gives_503_and_leaves_no_input(make_harness, make_settings):

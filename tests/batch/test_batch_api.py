@@ -65,7 +65,7 @@ def test_items_by_sha256_of_stored_inputs(batch_api):
                                                                                           "name": "again.png"}]})
     assert response.status_code == 202, response.json
     job = batch_api.registry.get(response.json["items"][0]["job_id"])
-    assert job["inputs"]["content"] == f"inputs/{sha}.png"
+    assert job.inputs["content"] == f"inputs/{sha}.png"
     missing = batch_api.client.post(f"/v1/batches/{batch['id']}/items",
                                     json={"items": [{"sha256": "0" * 64, "name": "nope.png"}]})
     assert missing.status_code == 404 and missing.json["error"]["code"] == "input_not_found"
@@ -121,11 +121,11 @@ def test_queue_failure_rolls_back_the_request(batch_api, monkeypatch):
     app_queue = batch_api.client.application.extensions["atelier"].queue
     calls = []
 
-    def enqueue(job_id, queue="interactive"):
+    def enqueue(job_id, queue="interactive", kind="stylize"):
         calls.append(job_id)
         if len(calls) == 2:
             raise Unavailable("queue_unavailable", "broker down")
-        return real(job_id, queue=queue)
+        return real(job_id, queue=queue, kind=kind)
 
     real = app_queue.enqueue
     monkeypatch.setattr(app_queue, "enqueue", enqueue)
@@ -163,8 +163,8 @@ def test_pagination_counts_and_cancel(batch_api):
     assert response.status_code == 202 and response.json["status"] == "canceling"
     view = batch_api.client.get(f"/v1/batches/{batch['id']}").json
     assert view["counts"] == {"queued": 0, "running": 1, "succeeded": 1, "failed": 0, "canceled": 5}
-    assert batch_api.registry.get(running)["cancel_requested"] is True
-    assert batch_api.registry.get(done)["status"] == "succeeded"  # finished results are kept
+    assert batch_api.registry.get(running).cancel_requested is True
+    assert batch_api.registry.get(done).status == "succeeded"  # finished results are kept
     refused = batch_api.add(batch["id"], [("late.png", image_bytes(50))])
     assert refused.status_code == 409 and refused.json["error"]["code"] == "batch_canceled"
 

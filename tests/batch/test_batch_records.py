@@ -8,7 +8,7 @@ import redis
 from services.batches import BatchRegistry, batch_status, clean_source_name, new_batch_record, result_names, summarize
 from services.registry import JobRegistry
 from shared.errors import BadRequest
-from shared.jobs import new_job_id, new_job_record
+from shared.jobs import JobRecord, new_job_id, new_job_record
 
 
 @pytest.mark.parametrize(("raw", "clean"), [("a/x.jpg", "a/x.jpg"), ("./a//x.jpg", "a/x.jpg"),
@@ -32,7 +32,7 @@ def test_result_names_mirror_sources_and_never_collide():
 
 
 def _child(status, started_at=None, progress=None):
-    return {"status": status, "started_at": started_at, "progress": progress}
+    return JobRecord(id="child", status=status, started_at=started_at, progress=progress)
 
 
 def test_summarize_counts_progress_and_eta():
@@ -99,7 +99,7 @@ def test_cancel_cancels_queued_children_and_flags_running_ones(batches):
     batches.jobs.finish(ids[0], "succeeded", result={"key": "k"})
     batches.jobs.mark_running(ids[1], "h", 1)
     assert batches.cancel(record["id"])["canceled"] is True
-    statuses = [batches.jobs.get(job_id)["status"] for job_id in ids]
+    statuses = [batches.jobs.get(job_id).status for job_id in ids]
     assert statuses == ["succeeded", "running", "canceled"]
-    assert batches.jobs.get(ids[1])["cancel_requested"] is True
+    assert batches.jobs.get(ids[1]).cancel_requested is True
     assert batches.cancel(record["id"])["canceled_at"] == batches.get(record["id"])["canceled_at"]  # idempotent

@@ -176,4 +176,4 @@ def test_a_killed_worker_process_does_not_lose_its_job(local_stack: Stack):
     job = wait_terminal(stack, job_id, timeout_s=180)
     assert job["status"] == "succeeded", stack.logs()
     assert job["worker"]["pid"] != pid
-    assert stack.registry.get(job_id)["deliveries"] == 2
+    assert stack.registry.get(job_id).deliveries == 2

@@ -97,7 +97,7 @@ class Harness:
         def done() -> dict | None:
             assert self.worker is not None
             record = self.registry.get(job_id)
-            if record and record["status"] in statuses:
+            if record and record.status in statuses:
                 return record
             if not self.worker.alive():
                 raise AssertionError(f"worker exited early:\n{self.worker.log_tail(30)}")
@@ -123,8 +123,8 @@ def test_a_starting_worker_builds_its_backbone_before_it_takes_its_first_job(har
     job_id = harness.submit(size=32, iterations=3)  # queued before the worker exists
     harness.start_worker()
     record = harness.wait_status(job_id, ("succeeded", "failed", "canceled"))
-    assert record["status"] == "succeeded", record["error"]
-    assert record["metrics"]["backbone_cached"] is True  # built at start-up, not by this job
+    assert record.status == "succeeded", record.error
+    assert record.metrics["backbone_cached"] is True  # built at start-up, not by this job
 
     entries = json_lines(harness.log_path)
     ready = next(e for e in entries if e.get("event") == "backbone_ready")
@@ -152,14 +152,14 @@ def test_sigterm_drains_the_worker_the_running_job_finishes(harness: Harness):
     iterations = 40
     job_id = harness.submit(size=64, iterations=iterations, progress_every=1)
     harness.wait_status(job_id, ("running",))
-    wait_until(lambda: (harness.registry.get(job_id) or {}).get("progress"), 60, what="the first progress report")
+    wait_until(lambda: getattr(harness.registry.get(job_id), "progress", None), 60, what="the first progress report")
     os.kill(harness.worker.pid, signal.SIGTERM)  # the main process only, as Kubernetes and docker stop do
 
     harness.worker.process.wait(JOB_TIMEOUT_S)
     assert harness.worker.process.returncode == 0, harness.worker.log_tail(30)
     record = harness.registry.get(job_id)
-    assert record["status"] == "succeeded", record["error"]
-    assert record["metrics"]["iterations_run"] == iterations and record["metrics"]["cancelled"] is False
+    assert record.status == "succeeded", record.error
+    assert record.metrics["iterations_run"] == iterations and record.metrics["cancelled"] is False
     entries = json_lines(harness.log_path)
     drain = next(e for e in entries if e.get("event") == "drain")
     finished = next(e for e in entries if e.get("job_id") == job_id and e["logger"] == "worker.runner"

@@ -66,7 +66,7 @@ def test_running_job_with_a_live_lease_is_left_alone(parts):
     _job(registry, "c" * 32, status="running", deliveries=1)
     registry.acquire_lease("c" * 32, "worker:1:x", 10)
     assert reconciler.run_once(now_s=time.time() + 100).changed == 0
-    assert registry.get("c" * 32)["status"] == "running"
+    assert registry.get("c" * 32).status == "running"
 
 
 def test_running_job_whose_lease_expired_goes_back_to_the_queue(parts):
@@ -75,7 +75,7 @@ def test_running_job_whose_lease_expired_goes_back_to_the_queue(parts):
     report = reconciler.run_once()
     assert report.requeued_lost_worker == ["d" * 32]
     record = registry.get("d" * 32)
-    assert record["status"] == "queued" and record["deliveries"] == 1 and record["worker"] is None
+    assert record.status == "queued" and record.deliveries == 1 and record.worker is None
     assert _message_ids(registry.redis) == ["d" * 32]
 
 
@@ -84,8 +84,8 @@ def test_running_job_at_the_delivery_cap_fails_with_worker_lost(parts):
     _job(registry, "e" * 32, status="running", deliveries=2)
     assert reconciler.run_once().failed_worker_lost == ["e" * 32]
     record = registry.get("e" * 32)
-    assert record["status"] == "failed" and record["error"]["code"] == "worker_lost"
-    assert "giving up after 2 attempts" in record["error"]["message"]
+    assert record.status == "failed" and record.error["code"] == "worker_lost"
+    assert "giving up after 2 attempts" in record.error["message"]
     assert _message_ids(registry.redis) == []
 
 
@@ -106,7 +106,7 @@ def test_only_one_pass_runs_at_a_time(parts):
     registry.redis.set(LOCK_KEY, "someone-else", px=10_000)
     report = reconciler.run_once()
     assert report.skipped_locked and report.changed == 0
-    assert registry.get("9" * 32)["status"] == "running"
+    assert registry.get("9" * 32).status == "running"
 
 
 def test_backoff_retries_until_storage_is_back():

@@ -9,7 +9,8 @@ import time
 import pytest
 
 from services.devstack import free_port
-from services.registry import ALL_JOBS_KEY, JobRegistry, status_index_key
+from services.redis_keys import ALL_JOBS_KEY, status_index_key
+from services.registry import JobRegistry
 from shared.errors import BadRequest, NotFound, Unavailable
 from shared.jobs import JobStatus, new_job_id, new_job_record
 
@@ -27,7 +28,8 @@ def _new(registry: JobRegistry, **overrides) -> str:
     job_id = new_job_id()
     record = new_job_record(job_id, params={"size": 32}, content_key="inputs/c.jpg", style_keys=["inputs/s.jpg"],
                             content_name="c.jpg", style_names=["s.jpg"], queue="interactive")
-    record.update(overrides)
+    for name, value in overrides.items():
+        setattr(record, name, value)
     registry.create(record)
     return job_id
 
@@ -35,7 +37,7 @@ def _new(registry: JobRegistry, **overrides) -> str:
 def test_create_and_get(registry):
     job_id = _new(registry)
     record = registry.get(job_id)
-    assert record["id"] == job_id and record["status"] == "queued" and record["deliveries"] == 0
+    assert record.id == job_id and record.status == "queued" and record.deliveries == 0
     assert registry.get("missing") is None
     with pytest.raises(NotFound):
         registry.require("missing")
@@ -47,26 +49,26 @@ def test_mark_running_claims_a_queued_job(registry):
     job_id = _new(registry)
     assert registry.mark_running(job_id, "host-a", 101) is True
     record = registry.get(job_id)
-    assert record["status"] == "running" and record["started_at"]
-    assert record["worker"] == {"hostname": "host-a", "pid": 101} and record["deliveries"] == 1
+    assert record.status == "running" and record.started_at
+    assert record.worker == {"hostname": "host-a", "pid": 101} and record.deliveries == 1
 
 
 def test_mark_running_refuses_a_canceled_job(registry):
     job_id = _new(registry)
     registry.request_cancel(job_id)
     assert registry.mark_running(job_id, "host-a", 1) is False
-    assert registry.get(job_id)["status"] == "canceled" and registry.get(job_id)["worker"] is None
+    assert registry.get(job_id).status == "canceled" and registry.get(job_id).worker is None
     assert registry.mark_running("missing", "host-a", 1) is False
 
 
 def test_redelivery_of_a_running_job_counts_deliveries(registry):
     job_id = _new(registry)
     registry.mark_running(job_id, "host-a", 1)
-    started_at = registry.get(job_id)["started_at"]
+    started_at = registry.get(job_id).started_at
     assert registry.mark_running(job_id, "host-b", 2) is True  # the first worker died; the message came back
     record = registry.get(job_id)
-    assert record["deliveries"] == 2 and record["worker"] == {"hostname": "host-b", "pid": 2}
-    assert record["started_at"] == started_at
+    assert record.deliveries == 2 and record.worker == {"hostname": "host-b", "pid": 2}
+    assert record.started_at == started_at
 
 
 def test_cancel_transitions(registry):
@@ -75,12 +77,12 @@ def test_cancel_transitions(registry):
     registry.mark_running(done, "h", 1)
     registry.finish(done, JobStatus.SUCCEEDED, result={"key": "results/x/result.png", "width": 1, "height": 1})
 
-    assert registry.request_cancel(queued)["status"] == "canceled"
-    assert registry.get(queued)["finished_at"]
+    assert registry.request_cancel(queued).status == "canceled"
+    assert registry.get(queued).finished_at
     after = registry.request_cancel(running)
-    assert after["status"] == "running" and after["cancel_requested"] is True
+    assert after.status == "running" and after.cancel_requested is True
     assert registry.cancel_requested(running) and registry.cancel_requested(queued)
-    assert registry.request_cancel(done)["status"] == "succeeded"
+    assert registry.request_cancel(done).status == "succeeded"
     assert not registry.cancel_requested(done)
     with pytest.raises(NotFound):
         registry.request_cancel("missing")
@@ -92,7 +94,7 @@ def test_finish_is_once_only(registry):
     assert registry.finish(job_id, "failed", error={"code": "engine_error", "message": "boom"}) is True
     assert registry.finish(job_id, "succeeded", result={"key": "k", "width": 1, "height": 1}) is False
     record = registry.get(job_id)
-    assert record["status"] == "failed" and record["result"] is None and record["finished_at"]
+    assert record.status == "failed" and record.result is None and record.finished_at
     with pytest.raises(ValueError):
         registry.finish(job_id, "running")
 
@@ -107,13 +109,13 @@ def test_progress_and_previews_only_while_running(registry):
     registry.finish(job_id, "canceled")
     assert registry.set_progress(job_id, {"iteration": 6}) is False
     record = registry.get(job_id)
-    assert record["progress"]["iteration"] == 5 and record["previews"] == ["results/j/previews/000005.png"]
+    assert record.progress["iteration"] == 5 and record.previews == ["results/j/previews/000005.png"]
 
 
 def test_update_sets_fields_and_keeps_indexes_in_step(registry):
     job_id = _new(registry)
     registry.update(job_id, status="failed", error={"code": "x", "message": "y"})
-    assert registry.get(job_id)["error"] == {"code": "x", "message": "y"}
+    assert registry.get(job_id).error == {"code": "x", "message": "y"}
     assert registry.count_by_status() == {"queued": 0, "running": 0, "succeeded": 0, "failed": 1, "canceled": 0}
     with pytest.raises(NotFound):
         registry.update("missing", status="failed")
@@ -126,7 +128,7 @@ def test_status_indexes_follow_every_transition(registry):
     registry.finish(ids[1], "succeeded", result={"key": "k", "width": 1, "height": 1})
     registry.request_cancel(ids[2])
     assert registry.count_by_status() == {"queued": 1, "running": 1, "succeeded": 1, "failed": 0, "canceled": 1}
-    assert [r["id"] for r in registry.list(status="running")[0]] == [ids[0]]
+    assert [r.id for r in registry.list(status="running")[0]] == [ids[0]]
 
 
 def test_list_newest_first_with_cursor_stable_under_inserts(registry):
@@ -135,12 +137,12 @@ def test_list_newest_first_with_cursor_stable_under_inserts(registry):
         ids.append(_new(registry))
         time.sleep(0.002)  # distinct creation times (millisecond resolution)
     page, cursor = registry.list(limit=3)
-    assert [r["id"] for r in page] == ids[::-1][:3]
+    assert [r.id for r in page] == ids[::-1][:3]
     newer = _new(registry)
-    seen = [r["id"] for r in page]
+    seen = [r.id for r in page]
     while cursor:
         page, cursor = registry.list(limit=3, cursor=cursor)
-        seen += [r["id"] for r in page]
+        seen += [r.id for r in page]
     assert seen == ids[::-1] and newer not in seen
 
 
@@ -150,9 +152,9 @@ def test_cursor_survives_its_job_changing_status(registry):
         ids.append(_new(registry))
         time.sleep(0.002)
     page, cursor = registry.list(status="queued", limit=2)
-    registry.request_cancel(page[-1]["id"])  # the cursor's job leaves the queued index
+    registry.request_cancel(page[-1].id)  # the cursor's job leaves the queued index
     rest, _ = registry.list(status="queued", limit=10, cursor=cursor)
-    assert [r["id"] for r in rest] == ids[::-1][2:]
+    assert [r.id for r in rest] == ids[::-1][2:]
 
 
 def test_list_refuses_bad_arguments(registry):
@@ -193,9 +195,9 @@ def test_cancel_and_start_racing_have_exactly_one_winner(registry):
             thread.join()
         record = registry.get(job_id)
         if outcome["started"]:
-            assert record["status"] == "running" and record["cancel_requested"] is True
+            assert record.status == "running" and record.cancel_requested is True
         else:
-            assert record["status"] == "canceled"
+            assert record.status == "canceled"
 
 
 def test_leases_exclude_other_owners_until_released_or_expired(registry):

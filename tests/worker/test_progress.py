@@ -47,13 +47,13 @@ def test_writes_are_throttled_but_the_last_report_is_always_written(registry, st
     reporter(progress(10))
     clock.now_s = 0.5
     reporter(progress(20))  # within the interval: not written
-    assert registry.get(job_id)["progress"]["iteration"] == 10
+    assert registry.get(job_id).progress["iteration"] == 10
     clock.now_s = 1.2
     reporter(progress(30))
-    assert registry.get(job_id)["progress"]["iteration"] == 30
+    assert registry.get(job_id).progress["iteration"] == 30
     clock.now_s = 1.3
     reporter(progress(100))  # final report, inside the interval, still written
-    assert registry.get(job_id)["progress"]["iteration"] == 100
+    assert registry.get(job_id).progress["iteration"] == 100
     assert reporter.writes == 3
 
 
@@ -65,7 +65,7 @@ def test_previews_each_time_a_multiple_is_passed(registry, storage, make_job):
         reporter(call)
     expected = [f"results/{job_id}/previews/{i:06d}.png" for i in (30, 50)]
     assert reporter.previews == expected
-    assert registry.get(job_id)["previews"] == expected
+    assert registry.get(job_id).previews == expected
     assert all(storage.exists(key) for key in expected)
     # previews are rendered only when stored
     assert [c.preview_calls for c in calls] == [0, 0, 1, 0, 1, 0, 0]

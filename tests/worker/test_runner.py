@@ -29,23 +29,23 @@ def test_success_stores_result_metrics_previews_and_updates_record(registry, sto
     assert make_runner(registry, storage, settings, engine).run(job_id) == "succeeded"
 
     record = registry.get(job_id)
-    assert record["status"] == "succeeded"
-    assert record["started_at"] and record["finished_at"]
-    assert record["worker"] == {"hostname": "test-host", "pid": 4242}
-    assert record["deliveries"] == 1
-    assert record["error"] is None
+    assert record.status == "succeeded"
+    assert record.started_at and record.finished_at
+    assert record.worker == {"hostname": "test-host", "pid": 4242}
+    assert record.deliveries == 1
+    assert record.error is None
     # content is 40x20, size 32 -> 32x16
-    assert record["result"] == {"key": result_key(job_id), "width": 32, "height": 16}
+    assert record.result == {"key": result_key(job_id), "width": 32, "height": 16}
     image = load_rgb(storage.get(result_key(job_id)))
     assert image.shape == (16, 32, 3)
     stored_metrics = json.loads(storage.get(metrics_key(job_id)))
-    assert stored_metrics == record["metrics"]
-    assert record["metrics"]["queue_wait_s"] >= 0
-    assert record["metrics"]["worker_overhead_s"] >= 0
+    assert stored_metrics == record.metrics
+    assert record.metrics["queue_wait_s"] >= 0
+    assert record.metrics["worker_overhead_s"] >= 0
     # progress reached the end; previews every 20 iterations, but the last iteration is the result, not a preview
-    assert record["progress"]["iteration"] == 40 and record["progress"]["percent"] == 100.0
-    assert record["previews"] == [f"results/{job_id}/previews/000020.png"]
-    assert storage.exists(record["previews"][0])
+    assert record.progress["iteration"] == 40 and record.progress["percent"] == 100.0
+    assert record.previews == [f"results/{job_id}/previews/000020.png"]
+    assert storage.exists(record.previews[0])
 
 
 def test_terminal_job_is_skipped_and_never_reaches_the_engine(registry, storage, settings, make_job):
@@ -66,7 +66,7 @@ def test_job_canceled_while_queued_never_runs(registry, storage, settings, make_
     engine = FakeEngine()
     assert make_runner(registry, storage, settings, engine).run(job_id) == SKIPPED
     record = registry.get(job_id)
-    assert record["status"] == "canceled" and record["started_at"] is None and record["worker"] is None
+    assert record.status == "canceled" and record.started_at is None and record.worker is None
     assert engine.calls == 0
     assert not storage.exists(result_key(job_id))
 
@@ -76,10 +76,10 @@ def test_cancel_while_running_stops_at_the_next_progress_report(registry, storag
     engine = FakeEngine(during=lambda it: registry.request_cancel(job_id) if it == 30 else None)
     assert make_runner(registry, storage, settings, engine).run(job_id) == "canceled"
     record = registry.get(job_id)
-    assert record["status"] == "canceled"
+    assert record.status == "canceled"
     assert engine.reports == [10, 20, 30]  # stopped at the report where the flag was first seen
-    assert record["error"]["code"] == "canceled"
-    assert record["result"] is None and not storage.exists(result_key(job_id))
+    assert record.error["code"] == "canceled"
+    assert record.result is None and not storage.exists(result_key(job_id))
 
 
 def test_engine_error_fails_the_job_with_its_code(registry, storage, settings, make_job):
@@ -90,8 +90,8 @@ def test_engine_error_fails_the_job_with_its_code(registry, storage, settings, m
 
     assert make_runner(registry, storage, settings, engine).run(job_id) == "failed"
     record = registry.get(job_id)
-    assert record["status"] == "failed"
-    assert record["error"] == {"code": "weights_missing", "message": "xception needs xception_weights.h5 in /weights"}
+    assert record.status == "failed"
+    assert record.error == {"code": "weights_missing", "message": "xception needs xception_weights.h5 in /weights"}
 
 
 def test_unexpected_error_gives_a_readable_message_without_traceback(registry, storage, settings, make_job, caplog):
@@ -101,7 +101,7 @@ def test_unexpected_error_gives_a_readable_message_without_traceback(registry, s
         raise ZeroDivisionError("secret internal detail")
 
     assert make_runner(registry, storage, settings, engine).run(job_id) == "failed"
-    error = registry.get(job_id)["error"]
+    error = registry.get(job_id).error
     assert error["code"] == "internal_error"
     assert "ZeroDivisionError" in error["message"]
     assert "secret internal detail" not in error["message"] and "Traceback" not in error["message"]
@@ -111,9 +111,9 @@ def test_unexpected_error_gives_a_readable_message_without_traceback(registry, s
 
 def test_missing_input_fails_with_not_found(registry, storage, settings, make_job):
     job_id = make_job()
-    storage.delete(registry.get(job_id)["inputs"]["content"])
+    storage.delete(registry.get(job_id).inputs["content"])
     assert make_runner(registry, storage, settings, FakeEngine()).run(job_id) == "failed"
-    assert registry.get(job_id)["error"]["code"] == "not_found"
+    assert registry.get(job_id).error["code"] == "not_found"
 
 
 def test_redelivery_cap_fails_with_worker_lost(registry, storage, settings, make_job):
@@ -124,8 +124,8 @@ def test_redelivery_cap_fails_with_worker_lost(registry, storage, settings, make
     engine = FakeEngine()
     assert make_runner(registry, storage, settings, engine).run(job_id) == "failed"
     record = registry.get(job_id)
-    assert record["error"]["code"] == "worker_lost"
-    assert "4 times" in record["error"]["message"]
+    assert record.error["code"] == "worker_lost"
+    assert "4 times" in record.error["message"]
     assert engine.calls == 0
 
 
@@ -134,7 +134,7 @@ def test_redelivery_after_a_lost_worker_runs_the_job(registry, storage, settings
     assert registry.mark_running(job_id, "dead-host", 1)  # first delivery died without finishing
     assert make_runner(registry, storage, settings, FakeEngine()).run(job_id) == "succeeded"
     record = registry.get(job_id)
-    assert record["deliveries"] == 2 and record["worker"]["pid"] == IDENTITY.pid
+    assert record.deliveries == 2 and record.worker["pid"] == IDENTITY.pid
 
 
 def test_duplicate_delivery_leaves_the_job_to_a_live_lease_holder(registry, storage, settings, make_job):
@@ -146,7 +146,7 @@ def test_duplicate_delivery_leaves_the_job_to_a_live_lease_holder(registry, stor
         outcome = make_runner(registry, storage, settings, engine, lease_ttl_s=0.6).run(job_id)
     assert outcome == LEFT_TO_OTHER
     assert engine.calls == 0
-    assert registry.get(job_id)["status"] == "queued"
+    assert registry.get(job_id).status == "queued"
 
 
 def test_duplicate_delivery_takes_over_when_the_holder_is_dead(registry, storage, settings, make_job):
