@@ -95,30 +95,36 @@ PARAM_SPECS: tuple[ParamSpec, ...] = (
 SPECS_BY_NAME: dict[str, ParamSpec] = {spec.name: spec for spec in PARAM_SPECS}
 
 
+def _default(name: str) -> Any:
+    """The default declared in ``PARAM_SPECS``: the one place defaults live (the dataclass below reads them)."""
+    return SPECS_BY_NAME[name].default
+
+
 @dataclass(frozen=True)
 class StyleParams:
-    """Validated stylization parameters. Build with ``StyleParams.from_mapping`` to get bounds checks."""
+    """Validated stylization parameters. Build with ``StyleParams.from_mapping`` to get bounds checks. Field
+    defaults come from ``PARAM_SPECS`` (a test checks that every spec has a field and every field a spec)."""
 
-    size: int = 512
-    iterations: int = 300
-    backbone: str = "vgg19"
-    optimizer: str = "lbfgs"
-    content_weight: float = 1.0
-    style_weight: float = 10.0
-    tv_weight: float = 1e-3
-    style_blend: tuple[float, ...] | None = None
-    style_scale: float = 1.0
-    init: str = "content"
-    preserve_color: str = "none"
-    seed: int = 0
-    precision: str = "auto"
-    progress_every: int = 10
-    pooling: str = "max"
-    content_layers: tuple[tuple[str, float], ...] | None = None
-    style_layers: tuple[tuple[str, float], ...] | None = None
-    learning_rate: float = 10.0
-    early_stop_tol: float = 0.0
-    early_stop_window: int = 20
+    size: int = _default("size")
+    iterations: int = _default("iterations")
+    backbone: str = _default("backbone")
+    optimizer: str = _default("optimizer")
+    content_weight: float = _default("content_weight")
+    style_weight: float = _default("style_weight")
+    tv_weight: float = _default("tv_weight")
+    style_blend: tuple[float, ...] | None = _default("style_blend")
+    style_scale: float = _default("style_scale")
+    init: str = _default("init")
+    preserve_color: str = _default("preserve_color")
+    seed: int = _default("seed")
+    precision: str = _default("precision")
+    progress_every: int = _default("progress_every")
+    pooling: str = _default("pooling")
+    content_layers: tuple[tuple[str, float], ...] | None = _default("content_layers")
+    style_layers: tuple[tuple[str, float], ...] | None = _default("style_layers")
+    learning_rate: float = _default("learning_rate")
+    early_stop_tol: float = _default("early_stop_tol")
+    early_stop_window: int = _default("early_stop_window")
 
     def __post_init__(self) -> None:
         for spec in PARAM_SPECS:
