@@ -145,6 +145,69 @@ def floor_fn(extractor, preprocess: Callable) -> Callable[[np.ndarray], np.ndarr
     return lambda image: np.asarray(fn(jnp.asarray(image, jnp.float32), variables))
 
 
+class TrainStep:
+    """One Adam step of a feed-forward network through the frozen loss network; the same contract as
+    ``backend_tf.TrainStep``.
+
+    The network, its optimizer and the loss network run through ``stateless_call`` / ``stateless_apply`` with all
+    their variables as arguments of one jitted step (compiled once per batch shape). The updated network and
+    optimizer state stay on the device between steps; ``sync()`` writes them back into the Keras variables (before a
+    preview, a checkpoint or the end of training).
+    """
+
+    def __init__(self, net, extractor, preprocess: Callable, optimizer, loss_fn: Callable, loss_args) -> None:
+        if not optimizer.built:
+            optimizer.build(net.trainable_variables)
+        self.net, self.optimizer = net, optimizer
+        self._extractor_vars = _variables(extractor)
+        self._args = jax.tree.map(lambda a: jnp.asarray(a, jnp.float32), list(loss_args))
+        self._state = (
+            [v.value for v in net.trainable_variables],
+            [v.value for v in net.non_trainable_variables],
+            [v.value for v in optimizer.variables],
+        )
+
+        def features(variables, images):
+            trainable, non_trainable = variables
+            outputs, _ = extractor.stateless_call(trainable, non_trainable, preprocess(images), training=False)
+            return _as_list(outputs)
+
+        def loss(trainable, non_trainable, extractor_vars, batch, args):
+            output, non_trainable = net.stateless_call(trainable, non_trainable, batch, training=True)
+            content = [jax.lax.stop_gradient(f) for f in features(extractor_vars, batch)]
+            terms = jnp.stack(loss_fn(features(extractor_vars, output), content, output, *args))
+            return terms[3], (terms, non_trainable)
+
+        loss_and_grad = jax.value_and_grad(loss, has_aux=True)  # with respect to the network's trainable weights
+
+        @jax.jit
+        def step(state, extractor_vars, batch, args):
+            trainable, non_trainable, optimizer_vars = state
+            (_total, (terms, non_trainable)), grads = loss_and_grad(
+                trainable, non_trainable, extractor_vars, batch, args
+            )
+            trainable, optimizer_vars = optimizer.stateless_apply(optimizer_vars, grads, trainable)
+            return (trainable, non_trainable, optimizer_vars), terms
+
+        self._step = step
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        self._state, terms = self._step(self._state, self._extractor_vars, jnp.asarray(batch, jnp.float32), self._args)
+        return np.asarray(terms, np.float64)
+
+    def sync(self) -> None:
+        """Write the device state back into the network's and the optimizer's Keras variables."""
+        trainable, non_trainable, optimizer_vars = self._state
+        pairs = (
+            (self.net.trainable_variables, trainable),
+            (self.net.non_trainable_variables, non_trainable),
+            (self.optimizer.variables, optimizer_vars),
+        )
+        for variables, values in pairs:
+            for variable, value in zip(variables, values, strict=True):
+                variable.assign(value)
+
+
 def tracing_counts() -> dict[str, int]:
     """How often each kind of cached function has been traced, i.e. compiled (tests use it to prove we do not
     recompile per job)."""

@@ -112,6 +112,43 @@ def floor_fn(extractor, preprocess: Callable) -> Callable[[np.ndarray], np.ndarr
     return lambda image: fn(tf.convert_to_tensor(image, tf.float32)).numpy()
 
 
+class TrainStep:
+    """One Adam step of a feed-forward network through the frozen loss network (``worker/engine/trainer.py``).
+
+    ``__call__(batch float32 (N, H, W, 3) 0-255)`` runs the network on the batch, the extractor on its output and
+    on the batch itself (the content targets, no gradient), ``loss_fn(output_features, content_features, output,
+    *loss_args) -> (content, style, tv, total)``, and applies the gradient of ``total`` with respect to the
+    network's trainable weights with ``optimizer``; it returns the four terms (float64[4]). Only the network's
+    weights change: the loss network's are read, never differentiated. The network and optimizer variables are
+    updated in place, so ``sync()`` has nothing to do here (the JAX twin keeps them as arrays until asked). One
+    ``tf.function`` per instance: a training run traces once per batch shape.
+    """
+
+    def __init__(self, net, extractor, preprocess: Callable, optimizer, loss_fn: Callable, loss_args) -> None:
+        if not optimizer.built:  # variables created eagerly, not inside the first trace
+            optimizer.build(net.trainable_variables)
+        self._args = [tf.nest.map_structure(lambda a: tf.constant(a, tf.float32), arg) for arg in loss_args]
+        variables = net.trainable_variables
+
+        @tf.function
+        def step(batch, *args):
+            content_features = [tf.stop_gradient(f) for f in _as_list(extractor(preprocess(batch), training=False))]
+            with tf.GradientTape() as tape:
+                output = net(batch, training=True)
+                features = _as_list(extractor(preprocess(output), training=False))
+                terms = loss_fn(features, content_features, output, *args)
+            optimizer.apply_gradients(zip(tape.gradient(terms[3], variables), variables, strict=True))
+            return tf.stack(terms)
+
+        self._step = step
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        return self._step(tf.convert_to_tensor(batch, tf.float32), *self._args).numpy().astype(np.float64)
+
+    def sync(self) -> None:
+        """Nothing to do: the Keras variables are the state."""
+
+
 def tracing_counts() -> dict[str, int]:
     """How often each cached function has been traced (tests use it to prove we do not retrace per job)."""
     return {
