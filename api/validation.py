@@ -107,6 +107,24 @@ def parse_params(text: str | None) -> StyleParams:
     return StyleParams.from_mapping(values)
 
 
+def json_body(request: Request, *, max_chars: int, example: str) -> Any:
+    """The request's JSON body, or 400: ``body_too_large`` over ``max_chars``, ``bad_encoding`` when it is not
+    UTF-8, ``bad_json`` when it does not parse, ``json_too_deep`` when its nesting exhausts the parser's stack
+    (Flask's ``get_json`` lets that RecursionError through as a 500). ``example`` shows a valid body."""
+    raw = request.get_data(cache=True)
+    if len(raw) > max_chars:
+        raise BadRequest("body_too_large", f"the JSON body is {len(raw)} bytes; allowed: at most {max_chars}")
+    try:
+        return json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise BadRequest("bad_encoding", "the JSON body is not valid UTF-8") from None
+    except json.JSONDecodeError as exc:
+        raise BadRequest("bad_json", f"the body is not valid JSON ({exc.msg} at position {exc.pos}); expected "
+                         f"{example}") from None
+    except RecursionError:
+        raise BadRequest("json_too_deep", f"the JSON body is nested too deeply to read; expected {example}") from None
+
+
 def form_text(request: Request, name: str) -> str | None:
     """The text field ``name`` (sent at most once), or None. Werkzeug decodes fields as UTF-8 and replaces bytes
     that are not with U+FFFD; such a field is refused instead of being read with the replacement characters."""

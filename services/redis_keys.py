@@ -20,7 +20,7 @@ Requests (``api.ratelimit``, ``api.idempotency``): ``atelier:rate:<tenant>:<wind
 
 Workers: ``atelier:metrics:…`` (``services.metrics``; counters, histograms, ``atelier:metrics:workers``),
 ``atelier:style-targets:lock:<storage key>`` (``worker.style_cache``), ``atelier:reconciler:lock`` and
-``atelier:reconciler:no-lease-since:<id>`` (``worker.reconciler``), ``atelier:capabilities:worker:<worker id>``
+``atelier:reconciler:no-lease-since:<id>`` (``worker.reconciler``), ``atelier:capabilities:<worker id>``
 (``services.capabilities``).
 """
 
@@ -90,7 +90,7 @@ METRICS_WORKERS_KEY = METRICS_KEY_PREFIX + "workers"
 STYLE_TARGETS_LOCK_PREFIX = PREFIX + "style-targets:lock:"
 RECONCILER_LOCK_KEY = PREFIX + "reconciler:lock"
 RECONCILER_NO_LEASE_PREFIX = PREFIX + "reconciler:no-lease-since:"
-CAPABILITIES_KEY_PREFIX = PREFIX + "capabilities:worker:"
+CAPABILITIES_KEY_PREFIX = PREFIX + "capabilities:"
 
 
 def style_targets_lock_key(storage_key: str) -> str:

@@ -39,6 +39,11 @@ class DecodedImage:
     height: int
 
     @property
+    def shape(self) -> tuple[int, int]:
+        """(height, width) in pixels, the order the engine and ``shared.geometry`` use."""
+        return self.height, self.width
+
+    @property
     def content_type(self) -> str:
         return CONTENT_TYPES.get(self.format, "application/octet-stream")
 

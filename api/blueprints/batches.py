@@ -30,10 +30,12 @@ from api.auth import current_tenant
 from api.context import ApiContext, api_context
 from api.presenter import result_url
 from api.ratelimit import admit_submission
+from api.runnable import check_backbone_available, check_runnable
 from api.submission import roll_back, store_upload, submit
 from api.validation import (
     Upload,
     int_query_arg,
+    json_body,
     parse_styles_and_params,
     read_upload,
     refuse_unknown_parts,
@@ -51,6 +53,7 @@ from services.batches import (
 from services.tenants import DEFAULT_TENANT
 from shared.errors import BadRequest, NotFound, NotReady
 from shared.jobs import JobRecord, JobStatus, new_job_id, new_job_record
+from shared.params import StyleParams
 from shared.tasks import BULK_QUEUE
 
 log = logging.getLogger(__name__)
@@ -61,7 +64,10 @@ DEFAULT_ITEMS_LIMIT = 100
 SHA256_PATTERN = re.compile(r"^[0-9a-f]{64}$")
 # Extensions under which shared.jobs.input_key may have stored an input.
 INPUT_EXTENSIONS = ("jpg", "png", "webp", "gif", "bmp")
-ZIP_DATE = (2026, 1, 1, 0, 0, 0)  # fixed, so the same results give the same zip bytes
+ZIP_DATE = (2026, 1, 1, 0, 0, 0)
+ITEMS_JSON_EXAMPLE = '{"items": [{"sha256": "<64 hex>", "name": "a/x.jpg"}, ...]}'
+# About 100 bytes an item: room for a few thousand items in one request, far below the upload limit.
+MAX_ITEMS_JSON_BYTES = 1024 * 1024  # fixed, so the same results give the same zip bytes
 
 
 @dataclass(frozen=True)
@@ -92,6 +98,9 @@ def create_batch() -> tuple[dict[str, Any], int, dict[str, str]]:
     style_files, params = parse_styles_and_params(request)
     styles = [read_upload(file, f"style[{i}]", ctx.settings.max_image_pixels) for i, file in enumerate(style_files)]
     contents = _uploaded_items(ctx, required=False)
+    # Whether an image is large enough depends on size, style_scale and the layers only (its long side after
+    # scaling is fixed by them; thin images are padded), so checking the batch checks every item it will get.
+    check_runnable(ctx, params, None, [upload.image.shape for upload in styles])
 
     batches = _batches(ctx)
     tenant = current_tenant()
@@ -132,6 +141,7 @@ def add_items(batch_id: str) -> tuple[dict[str, Any], int]:
     items = _json_items(ctx) if request.is_json else _multipart_items(ctx)
     if record.get("canceled"):
         raise NotReady("batch_canceled", f"batch {batch_id} was canceled; it accepts no new items", field="id")
+    check_backbone_available(ctx, StyleParams.from_mapping(record["params"]).backbone)
     admit_submission(ctx, current_tenant(), new_jobs=len(items))
     created_keys: list[str] = []
     try:
@@ -288,11 +298,11 @@ def _multipart_items(ctx: ApiContext) -> list[NewItem]:
 
 
 def _json_items(ctx: ApiContext) -> list[NewItem]:
-    body = request.get_json(silent=True)
+    body = json_body(request, max_chars=MAX_ITEMS_JSON_BYTES, example=ITEMS_JSON_EXAMPLE)
     entries = body.get("items") if isinstance(body, dict) else None
     if not isinstance(entries, list) or not entries:
-        raise BadRequest("bad_items_json", 'expected a JSON body {"items": [{"sha256": "<64 hex>", "name": '
-                         '"a/x.jpg"}, ...]} with at least one item', field="items")
+        raise BadRequest("bad_items_json", f"expected a JSON body {ITEMS_JSON_EXAMPLE} with at least one item",
+                         field="items")
     items = []
     for index, entry in enumerate(entries):
         field = f"items[{index}]"

@@ -1,4 +1,5 @@
-"""``/healthz`` (the process answers) and ``/readyz`` (Redis and storage are reachable, else 503 naming which)."""
+"""``/healthz`` (the process answers) and ``/readyz`` (Redis and storage are reachable, else 503 naming which; also
+how many workers are live, for information: jobs queue when none is)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,9 @@ from typing import Any
 
 from flask import Blueprint
 
-from api.context import api_context
+from api.context import ApiContext, api_context
+from services import capabilities
+from services.redis_client import REDIS_ERRORS
 from shared.errors import AtelierError
 
 bp = Blueprint("health", __name__)
@@ -30,6 +33,8 @@ def readyz() -> tuple[dict[str, Any], int]:
     body: dict[str, Any] = {
         "status": "unavailable" if failures else "ready",
         "checks": {name: failures.get(name, "ok") for name in checks},
+        # Informational: the API accepts jobs with no worker up (they queue); GET /v1/capabilities has the detail.
+        "workers": None if "redis" in failures else _live_worker_count(ctx),
     }
     if not failures:
         return body, 200
@@ -37,3 +42,10 @@ def readyz() -> tuple[dict[str, Any], int]:
     message = "; ".join(f"{name}: {text}" for name, text in failures.items())
     body["error"] = {"code": code, "message": message, "field": None}
     return body, 503
+
+
+def _live_worker_count(ctx: ApiContext) -> int | None:
+    try:
+        return len(capabilities.live_workers(ctx.registry.redis))
+    except REDIS_ERRORS:
+        return None

@@ -12,6 +12,7 @@ from api.auth import current_tenant
 from api.context import api_context
 from api.presenter import job_url, present_job
 from api.ratelimit import admit_submission
+from api.runnable import check_runnable
 from api.submission import submit
 from api.validation import int_query_arg, parse_job_request
 from services.registry import MAX_LIST_LIMIT
@@ -27,6 +28,8 @@ DEFAULT_LIST_LIMIT = 20
 def create_job() -> tuple[dict[str, Any], int, dict[str, str]]:
     ctx = api_context()
     job_request = parse_job_request(request, max_pixels=ctx.settings.max_image_pixels)
+    check_runnable(ctx, job_request.params, job_request.content.image.shape,
+                   [upload.image.shape for upload in job_request.styles])
     tenant = current_tenant()
 
     def create(job_id: str) -> JobRecord:
