@@ -66,3 +66,20 @@ def test_the_same_request_well_formed_is_accepted(api):
     response = _post(api, _closed(_images(), _part("params", b'{"size": 64, "iterations": 2}')))
     assert response.status_code == 202, response.json
     assert response.json["params"]["size"] == 64
+
+
+@pytest.mark.parametrize("body, code", [
+    (b"[" * 5000 + b"]" * 5000, "json_too_deep"),
+    (b'{"items": [{"sha256": "\xff", "name": "a.png"}]}', "bad_encoding"),
+    (b'{"items": [', "bad_json"),
+    (b'{"items": "' + b"x" * (2 * 1024 * 1024) + b'"}', "body_too_large"),
+])
+def test_a_malformed_json_items_body_is_400(api, body, code):
+    import io
+
+    batch = api.client.post("/v1/batches", content_type="multipart/form-data",
+                            data={"style": [(io.BytesIO(image_bytes()), "s.jpg")]})
+    assert batch.status_code == 201, batch.json
+    response = api.client.post(f"/v1/batches/{batch.json['id']}/items", data=body, content_type="application/json")
+    assert response.status_code == 400, response.json
+    assert response.json["error"]["code"] == code
