@@ -155,7 +155,31 @@ def test_fuzz_every_operation_no_5xx(make_secure_api):
     assert fuzzer.bad == [], "\n".join(fuzzer.bad[:20])
 
 
-@pytest.mark.parametrize("method", ["put", "delete", "patch"])
-def test_undeclared_methods_are_405_json(secure_api: SecureApi, method: str):
-    response = getattr(secure_api.client, method)("/v1/jobs")
+@pytest.mark.parametrize("path", ["/v1/jobs", "/v1/jobs/abc", "/v1/jobs/abc/cancel", "/v1/batches/abc", "/healthz",
+                                  "/v1/openapi.json"])
+@pytest.mark.parametrize("method", ["put", "delete", "patch", "trace"])
+def test_undeclared_methods_are_405_json_with_allow(secure_api: SecureApi, method: str, path: str):
+    """RFC 9110 15.5.6: a 405 lists the methods the target does support, in Allow (our JSON handler keeps it)."""
+    response = secure_api.client.open(path, method=method.upper())
     assert response.status_code == 405 and response.get_json()["error"]["code"] == "method_not_allowed"
+    allowed = {name.strip() for name in response.headers["Allow"].split(",")}
+    doc = secure_api.client.get("/v1/openapi.json").get_json()
+    template = path.replace("/abc", "/{job_id}" if path.startswith("/v1/jobs") else "/{batch_id}")
+    assert {m.upper() for m in doc["paths"][template]} <= allowed
+    assert method.upper() not in allowed
+
+
+def test_other_http_errors_keep_their_headers(make_secure_api):
+    """Any werkzeug HTTPException keeps the headers it carries (here Retry-After), with our JSON body."""
+    from werkzeug.exceptions import ServiceUnavailable  # noqa: PLC0415
+
+    api: SecureApi = make_secure_api()
+    app = api.client.application
+
+    def busy() -> None:
+        raise ServiceUnavailable(retry_after=7)
+
+    app.add_url_rule("/test-busy", "test_busy", busy)
+    response = api.client.get("/test-busy")
+    assert response.status_code == 503 and response.headers["Retry-After"] == "7"
+    assert response.mimetype == "application/json" and response.get_json()["error"]["code"] == "http_error"
