@@ -1,7 +1,16 @@
-"""The OpenAPI 3.1 description of the HTTP API, served at ``/v1/openapi.json``.
+"""The OpenAPI 3.1 description of the HTTP API, served at ``/v1/openapi.json``: the contract, not a sketch.
 
-Written by hand, next to the code it describes; ``tests/api/test_openapi.py`` fails when a route of the app is missing
-here (or described here but not served), so the two cannot drift apart silently.
+Written by hand, next to the code it describes, and held to it from two sides:
+
+- ``tests/api/test_api_openapi.py`` fails when a route of the app is missing here (or described here but not served),
+  when a creating operation has no links, or when a bound here differs from the one the code enforces;
+- ``tests/security/test_schemathesis.py`` runs Schemathesis with all its checks against this document and the real
+  app: a request this document calls valid must be accepted, one it calls invalid must be refused with a documented
+  4xx, and every answer must match the status codes, headers and schemas described here.
+
+What JSON Schema cannot say is said in descriptions: an image part must be an image the server can decode (else
+``415``/``413``), ``style_blend`` needs one weight per ``style`` part, a ``cursor`` is only ever a ``next_cursor``
+the server gave (``format: atelier-cursor``; anything else is ``400 bad_cursor``).
 """
 
 from __future__ import annotations
@@ -9,35 +18,111 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from services.batches import MAX_ITEMS_PAGE, MAX_NAME_CHARS
+from services.registry import MAX_LIST_LIMIT
 from shared.jobs import STATUS_VALUES
-from shared.params import json_schema
-from shared.tasks import QUEUES
+from shared.params import MAX_STYLES, PARAM_SPECS, ParamSpec
+from shared.tasks import INTERACTIVE_QUEUE, QUEUES
 
 OPENAPI_VERSION = "3.1.0"
 API_VERSION = "1.0.0"
+
+# Query bounds the routes enforce (api/blueprints/*.py); the test compares them with the code's answers.
+JOBS_DEFAULT_LIMIT = 20
+ITEMS_DEFAULT_LIMIT = 100
+MAX_OFFSET = 10**9
+IDEMPOTENCY_KEY_MAX = 255
+# What shared.images decodes; clients should label image parts with one of these.
+IMAGE_MEDIA_TYPES = "image/jpeg, image/png, image/webp, image/gif, image/bmp"
+# A cursor is what GET /v1/jobs gave as next_cursor: base64url without padding (services/registry.py).
+CURSOR_FORMAT = "atelier-cursor"
+SHA256_PATTERN = r"^[0-9a-fA-F]{64}$"
+BATCH_STATUSES = ("empty", "running", "finished", "canceling", "canceled")
 
 
 def _ref(name: str) -> dict[str, str]:
     return {"$ref": f"#/components/schemas/{name}"}
 
 
-def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
-    return {"description": description, "content": {"application/json": {"schema": schema}}}
+def _json(schema: dict[str, Any], description: str, headers: dict[str, Any] | None = None) -> dict[str, Any]:
+    response: dict[str, Any] = {"description": description, "content": {"application/json": {"schema": schema}}}
+    if headers:
+        response["headers"] = headers
+    return response
 
 
-def _error(description: str) -> dict[str, Any]:
-    return _json(_ref("Error"), description)
+def _error(description: str, headers: dict[str, Any] | None = None) -> dict[str, Any]:
+    return _json(_ref("Error"), description, headers)
 
 
-_JOB_ID = {"name": "job_id", "in": "path", "required": True, "schema": {"type": "string"},
-           "description": "Job id as returned by POST /v1/jobs (unguessable)."}
-_BATCH_ID = {"name": "batch_id", "in": "path", "required": True, "schema": {"type": "string"},
-             "description": "Batch id as returned by POST /v1/batches."}
-_PNG = {"content": {"image/png": {"schema": {"type": "string", "format": "binary"}}}}
-_REDIRECT = {"description": "Redirect to a short-lived presigned URL (S3 storage).",
-             "headers": {"Location": {"schema": {"type": "string"}}}}
+def _header(description: str, schema: dict[str, Any] | None = None, *, required: bool = True) -> dict[str, Any]:
+    return {"description": description, "required": required, "schema": schema or {"type": "string"}}
+
+
+_LOCATION = _header("Path of the created resource.")
+_RETRY_AFTER = _header("Seconds to wait before trying again.", {"type": "string", "pattern": r"^[0-9]+$"})
+_REPLAYED = _header("Always 'true': this is the answer of the first request with this Idempotency-Key.",
+                    {"type": "string", "enum": ["true"]})
+
+# --- params --------------------------------------------------------------------------------------------------------
+
+
+def _param_schema(spec: ParamSpec) -> dict[str, Any]:
+    """The exact JSON Schema of one ``params`` field: what ``shared.params`` accepts, no more, no less (apart from the
+    cross-field rule on ``style_blend``, said in its description)."""
+    prop: dict[str, Any] = {"description": spec.help, "default": spec.default}
+    if spec.kind == "int":
+        prop.update(type="integer", minimum=spec.minimum, maximum=spec.maximum)
+    elif spec.kind == "optional_int":
+        prop.update(type=["integer", "null"], minimum=spec.minimum, maximum=spec.maximum)
+    elif spec.kind == "float":
+        prop.update(type="number", minimum=spec.minimum, maximum=spec.maximum)
+    elif spec.kind == "choice":
+        prop.update(type="string", enum=list(spec.choices))
+    elif spec.kind == "float_list":
+        prop.update(description=spec.help + " One weight per 'style' part, at least one of them positive.",
+                    oneOf=[{"type": "null"},
+                           {"type": "array", "minItems": 1, "maxItems": MAX_STYLES,
+                            "items": {"type": "number", "minimum": 0, "maximum": spec.maximum},
+                            "contains": {"type": "number", "exclusiveMinimum": 0}}])
+    elif spec.kind == "layer_weights":
+        name = {"type": "string", "minLength": 1, "maxLength": 128, "description": "A Keras layer name of the "
+                "backbone, such as block4_conv2 (VGG19)."}
+        weight = {"type": "number", "minimum": 0, "maximum": 1000}
+        prop.update(description=spec.help + " A list of layer names (equal weights) or an object of layer name -> "
+                    "weight.",
+                    oneOf=[{"type": "null"},
+                           {"type": "array", "minItems": 1, "maxItems": 64, "items": name},
+                           {"type": "object", "minProperties": 1, "maxProperties": 64,
+                            "propertyNames": {"minLength": 1, "maxLength": 128},
+                            "additionalProperties": weight}])
+    else:  # pragma: no cover - a new kind must be described here
+        raise AssertionError(spec.kind)
+    return prop
+
+
+def params_schema() -> dict[str, Any]:
+    return {"type": "object", "additionalProperties": False, "description": "Stylization parameters; every field "
+            "is optional and defaults as shown.", "properties": {spec.name: _param_schema(spec)
+                                                                 for spec in PARAM_SPECS}}
+
+
+# --- schemas -------------------------------------------------------------------------------------------------------
 
 _NULLABLE_TIME = {"type": ["string", "null"], "format": "date-time"}
+_NULLABLE_ERROR = {"type": ["object", "null"], "properties": {"code": {"type": "string"},
+                                                              "message": {"type": "string"}}}
+_IMAGE = {"type": "string", "format": "binary",
+          "description": "An image file part: JPEG, PNG, WEBP, GIF (first frame) or BMP, within "
+                         "ATELIER_MAX_IMAGE_PIXELS; anything else is 415 (not an image) or 413 (too many pixels)."}
+_STYLES = {"type": "array", "minItems": 1, "maxItems": MAX_STYLES, "items": _IMAGE,
+           "description": f"1 to {MAX_STYLES} style images: repeat the 'style' file part."}
+SOURCE_NAME_FORMAT = "atelier-source-name"
+_SOURCE_NAME = {"type": "string", "format": SOURCE_NAME_FORMAT,
+                "description": f"A relative path such as a/x.jpg ('\\' reads as '/'; surrounding whitespace, './' "
+                               f"and empty or '.' segments are dropped): at least one segment, no '..' segment, no "
+                               f"leading '/', no control characters, at most {MAX_NAME_CHARS} characters; unique in "
+                               "the batch. Anything else is 400 bad_item_name."}
 
 SCHEMAS: dict[str, Any] = {
     "Error": {
@@ -53,7 +138,7 @@ SCHEMAS: dict[str, Any] = {
             },
         }},
     },
-    "Params": json_schema(),
+    "Params": params_schema(),
     "Progress": {
         "type": ["object", "null"],
         "properties": {
@@ -82,8 +167,7 @@ SCHEMAS: dict[str, Any] = {
             },
             "previews": {"type": "array", "items": {"type": "string"},
                          "description": "Paths of GET /v1/jobs/{job_id}/previews/{iteration}, oldest first."},
-            "error": {"type": ["object", "null"],
-                      "properties": {"code": {"type": "string"}, "message": {"type": "string"}}},
+            "error": _NULLABLE_ERROR,
             "metrics": {"type": ["object", "null"], "description": "The engine's metrics plus queue_wait_s."},
             "worker": {"type": ["object", "null"],
                        "properties": {"hostname": {"type": "string"}, "pid": {"type": "integer"}}},
@@ -98,20 +182,23 @@ SCHEMAS: dict[str, Any] = {
     },
     "JobList": {
         "type": "object",
+        "required": ["jobs", "next_cursor"],
         "properties": {
             "jobs": {"type": "array", "items": _ref("Job")},
-            "next_cursor": {"type": ["string", "null"], "description": "Pass as ?cursor= for the next page."},
+            "next_cursor": {"type": ["string", "null"], "format": CURSOR_FORMAT,
+                            "description": "Pass as ?cursor= for the next page; null on the last page."},
         },
     },
     "BatchItem": {
         "type": "object",
+        "required": ["name", "job_id", "status"],
         "properties": {
             "name": {"type": "string", "description": "Source name: the relative path the client gave (a/x.jpg)."},
             "job_id": {"type": "string"},
             "status": {"type": "string", "enum": list(STATUS_VALUES)},
             "result_url": {"type": ["string", "null"], "description": "Path of GET /v1/jobs/{job_id}/result."},
             "progress": _ref("Progress"),
-            "error": {"type": ["object", "null"]},
+            "error": _NULLABLE_ERROR,
         },
     },
     "Batch": {
@@ -119,7 +206,7 @@ SCHEMAS: dict[str, Any] = {
         "required": ["id", "status", "total", "counts", "items"],
         "properties": {
             "id": {"type": "string"},
-            "status": {"type": "string", "enum": ["empty", "running", "finished", "canceling", "canceled"]},
+            "status": {"type": "string", "enum": list(BATCH_STATUSES)},
             "created_at": {"type": "string", "format": "date-time"},
             "canceled_at": _NULLABLE_TIME,
             "params": _ref("Params"),
@@ -138,9 +225,11 @@ SCHEMAS: dict[str, Any] = {
     },
     "BatchItemsAdded": {
         "type": "object",
+        "required": ["batch_id", "items"],
         "properties": {
             "batch_id": {"type": "string"},
-            "items": {"type": "array", "items": {"type": "object", "properties": {
+            "items": {"type": "array", "items": {"type": "object", "required": ["name", "job_id", "created"],
+                                                 "properties": {
                 "name": {"type": "string"}, "job_id": {"type": "string"},
                 "created": {"type": "boolean", "description": "False: the name was already in the batch; its "
                             "existing job is returned and nothing new was queued."}}}},
@@ -148,140 +237,300 @@ SCHEMAS: dict[str, Any] = {
     },
     "Readiness": {
         "type": "object",
+        "required": ["status"],
         "properties": {
             "status": {"type": "string", "enum": ["ready", "unavailable"]},
-            "checks": {"type": "object", "properties": {"redis": {"type": "string"}, "storage": {"type": "string"}}},
+            "checks": {"type": "object", "additionalProperties": {"type": "string"}},
+            "workers": {"type": ["integer", "null"], "minimum": 0,
+                        "description": "Live workers (information only: jobs queue when none is up)."},
             "error": {"type": "object"},
+        },
+    },
+    "Capabilities": {
+        "type": "object",
+        "required": ["workers", "backbones", "accepting"],
+        "properties": {
+            "workers": {"type": "array", "items": {
+                "type": "object", "required": ["hostname", "pid", "queues", "backbones", "precision", "device"],
+                "properties": {
+                    "hostname": {"type": "string"}, "pid": {"type": "integer"},
+                    "queues": {"type": "array", "items": {"type": "string"}},
+                    "backbones": {"type": "array", "items": {"type": "string"},
+                                  "description": "Backbones whose weight files this worker has."},
+                    "precision": {"type": "string", "description": "What precision=auto resolves to there."},
+                    "device": {"type": "string", "description": "cpu or gpu:<name>."},
+                    "started_at": {"type": "string"}}}},
+            "backbones": {"type": "object", "additionalProperties": {"type": "integer", "minimum": 0},
+                          "description": "Per backbone, how many live workers can run it."},
+            "accepting": {"type": "object", "additionalProperties": {"type": "boolean"},
+                          "description": "Per backbone, whether POST /v1/jobs accepts it now (false: live workers "
+                                         "exist and none has its weights; 422 backbone_unavailable)."},
         },
     },
 }
 
+# --- parameters and links ------------------------------------------------------------------------------------------
+
+_JOB_ID = {"name": "job_id", "in": "path", "required": True, "schema": {"type": "string", "minLength": 1},
+           "description": "Job id as returned by POST /v1/jobs (unguessable); an unknown one is 404."}
+_BATCH_ID = {"name": "batch_id", "in": "path", "required": True, "schema": {"type": "string", "minLength": 1},
+             "description": "Batch id as returned by POST /v1/batches; an unknown one is 404."}
+_ITERATION = {"name": "iteration", "in": "path", "required": True,
+              "schema": {"type": "integer", "minimum": 0, "maximum": 10**9},
+              "description": "An iteration listed in the job's previews."}
+_IDEMPOTENCY_KEY = {
+    "name": "Idempotency-Key", "in": "header", "required": False,
+    "schema": {"type": "string", "minLength": 1, "maxLength": IDEMPOTENCY_KEY_MAX, "pattern": r"^[\x21-\x7e]+$"},
+    "description": "Same key and body: the first request's resource (200, Idempotent-Replayed: true); same key, "
+                   "other body: 422 idempotency_key_reused; same key while the first is still running: 409.",
+}
+
+
+def _int_or_empty(minimum: int, maximum: int, default: int) -> dict[str, Any]:
+    """An integer query parameter as api.validation.int_query_arg reads it: an empty value means the default."""
+    return {"anyOf": [{"type": "integer", "minimum": minimum, "maximum": maximum}, {"type": "string", "enum": [""]}],
+            "default": default}
+
+
+def _limit(default: int, maximum: int) -> dict[str, Any]:
+    return {"name": "limit", "in": "query", "required": False, "schema": _int_or_empty(1, maximum, default),
+            "description": f"Page size, 1 to {maximum} (empty: {default}); anything else is 400 bad_limit."}
+
+
+_JOB_LINKS = {
+    "GetJob": {"operationId": "getJob", "parameters": {"job_id": "$response.body#/id"},
+               "description": "The job just created."},
+    "CancelJob": {"operationId": "cancelJob", "parameters": {"job_id": "$response.body#/id"}},
+    "GetJobResult": {"operationId": "getJobResult", "parameters": {"job_id": "$response.body#/id"}},
+}
+_BATCH_LINKS = {
+    "GetBatch": {"operationId": "getBatch", "parameters": {"batch_id": "$response.body#/id"},
+                 "description": "The batch just created."},
+    "AddBatchItems": {"operationId": "addBatchItems", "parameters": {"batch_id": "$response.body#/id"}},
+    "CancelBatch": {"operationId": "cancelBatch", "parameters": {"batch_id": "$response.body#/id"}},
+    "GetBatchResults": {"operationId": "getBatchResults", "parameters": {"batch_id": "$response.body#/id"}},
+}
+
+
+def _with_links(response: dict[str, Any], links: dict[str, Any]) -> dict[str, Any]:
+    return {**response, "links": links}
+
+
+# --- paths ---------------------------------------------------------------------------------------------------------
+
+_UNAVAILABLE = "Redis, storage or the broker is down; nothing was kept."
+_UNAUTHORIZED = ("Missing, malformed, unknown or revoked API key (missing_api_key, bad_authorization, "
+                 "invalid_api_key).")
+
+_JOB_FORM = {
+    "type": "object",
+    "required": ["content", "style"],
+    "additionalProperties": False,
+    "properties": {
+        "content": {**_IMAGE, "description": "Exactly one content image file part. " + _IMAGE["description"]},
+        "style": _STYLES,
+        "params": {**_ref("Params"), "description": "A text part holding a JSON object (see Params); at most "
+                   "64 KiB, UTF-8."},
+        "queue": {"type": "string", "enum": list(QUEUES), "default": INTERACTIVE_QUEUE,
+                  "description": "A text part: interactive (default) or bulk."},
+    },
+}
+_IMAGE_ENCODING = {"contentType": IMAGE_MEDIA_TYPES}
+_JOB_ENCODING = {"content": _IMAGE_ENCODING, "style": _IMAGE_ENCODING, "params": {"contentType": "application/json"}}
+
+_BATCH_FORM = {
+    "type": "object",
+    "required": ["style"],
+    "additionalProperties": False,
+    "properties": {
+        "style": _STYLES,
+        "params": {**_ref("Params"), "description": "A text part holding a JSON object (see Params), style_blend "
+                   "included."},
+        "content": {"type": "array", "items": _IMAGE,
+                    "description": "Optional first contents; each part's file name is the item's source name (a "
+                                   "relative path, unique in the batch)."},
+    },
+}
+_BATCH_ENCODING = {"style": _IMAGE_ENCODING, "content": _IMAGE_ENCODING,
+                   "params": {"contentType": "application/json"}}
+
+_ITEMS_FORM = {
+    "type": "object", "required": ["content"], "additionalProperties": False,
+    "properties": {"content": {"type": "array", "minItems": 1, "items": _IMAGE,
+                               "description": "Images; each part's file name (a relative path) is its source name."}},
+}
+_ITEMS_JSON = {
+    "type": "object", "required": ["items"], "additionalProperties": False,
+    "properties": {"items": {"type": "array", "minItems": 1, "items": {
+        "type": "object", "required": ["sha256", "name"], "additionalProperties": False, "properties": {
+            "sha256": {"type": "string", "pattern": SHA256_PATTERN,
+                       "description": "sha256 of an image stored before (404 input_not_found otherwise)."},
+            "name": _SOURCE_NAME}}}},
+}
+
 PATHS: dict[str, Any] = {
     "/healthz": {"get": {
+        "operationId": "healthz",
         "summary": "The API process is alive.",
-        "responses": {"200": _json({"type": "object"}, "Alive.")},
+        "responses": {"200": _json({"type": "object", "required": ["status"],
+                                    "properties": {"status": {"type": "string"}}}, "Alive.")},
     }},
     "/readyz": {"get": {
+        "operationId": "readyz",
         "summary": "Redis and storage are reachable.",
         "responses": {"200": _json(_ref("Readiness"), "Ready."),
                       "503": _json(_ref("Readiness"), "Redis or storage down; error.code names which.")},
     }},
     "/metrics": {"get": {
+        "operationId": "metrics",
         "summary": "Prometheus metrics: the cluster's jobs, queues and workers (read from Redis), and this API's "
                    "requests. Metric names start with atelier_; aggregate replicas with max().",
         "responses": {"200": {"description": "Prometheus text exposition format 0.0.4.",
                               "content": {"text/plain": {"schema": {"type": "string"}}}}},
     }},
+    "/v1/capabilities": {"get": {
+        "operationId": "getCapabilities",
+        "summary": "What the live workers can run: backbones with weights, precision, device, queues.",
+        "responses": {"200": _json(_ref("Capabilities"), "The live workers and what they offer."),
+                      "503": _error(_UNAVAILABLE)},
+    }},
     "/v1/openapi.json": {"get": {
+        "operationId": "openapi",
         "summary": "This document.",
-        "responses": {"200": _json({"type": "object"}, "OpenAPI description.")},
+        "responses": {"200": _json({"type": "object", "required": ["openapi", "paths"]}, "OpenAPI description.")},
     }},
     "/v1/jobs": {
         "post": {
+            "operationId": "createJob",
             "summary": "Submit a stylization job.",
-            "requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
-                "type": "object",
-                "required": ["content", "style"],
-                "properties": {
-                    "content": {"type": "string", "format": "binary", "description": "One image (JPEG, PNG, WEBP, "
-                                "GIF first frame, BMP)."},
-                    "style": {"type": "array", "items": {"type": "string", "format": "binary"},
-                              "description": "One or more style images (repeat the part)."},
-                    "params": {"type": "string", "description": "A JSON object; see components.schemas.Params."},
-                    "queue": {"type": "string", "enum": list(QUEUES), "default": "interactive"},
-                },
-            }}}},
+            "parameters": [_IDEMPOTENCY_KEY],
+            "requestBody": {"required": True, "content": {"multipart/form-data": {
+                "schema": _JOB_FORM, "encoding": _JOB_ENCODING}}},
             "responses": {
-                "202": {**_json(_ref("Job"), "Accepted and queued."),
-                        "headers": {"Location": {"schema": {"type": "string"}, "description": "/v1/jobs/{id}"}}},
-                "400": _error("Malformed request (missing part, params not a JSON object, unknown field)."),
+                "202": _with_links(_json(_ref("Job"), "Accepted and queued.", {"Location": _LOCATION}), _JOB_LINKS),
+                "200": _with_links(_json(_ref("Job"), "Idempotent replay: the job of the first request with this "
+                                         "Idempotency-Key.", {"Location": _LOCATION, "Idempotent-Replayed": _REPLAYED}),
+                                   _JOB_LINKS),
+                "400": _error("Malformed request: not multipart, a missing, repeated, unknown or wrongly-typed part "
+                              "(an image sent as text, params sent as a file), params not a JSON object (or too "
+                              "large, too deep, not UTF-8), bad queue, bad Idempotency-Key."),
+                "409": _error("A request with this Idempotency-Key is still being processed.",
+                              {"Retry-After": _RETRY_AFTER}),
                 "413": _error("Upload over ATELIER_MAX_UPLOAD_BYTES, or an image with too many pixels."),
-                "415": _error("Not an image, truncated, or an unsupported format."),
-                "422": _error("A parameter is unknown or out of bounds; the message gives what is allowed."),
-                "503": _error("Redis, storage or the broker is down; nothing was kept."),
+                "415": _error("A part is not an image, truncated, or an unsupported format."),
+                "422": _error("A parameter is unknown or out of bounds (the message gives what is allowed), "
+                              "style_blend does not match the style parts, or the Idempotency-Key was used with "
+                              "another body."),
+                "429": _error("Tenant rate limit or queued-jobs cap.", {"Retry-After": _RETRY_AFTER}),
+                "503": _error(_UNAVAILABLE),
             },
         },
         "get": {
-            "summary": "List jobs, newest first.",
+            "operationId": "listJobs",
+            "summary": "List this tenant's jobs, newest first.",
             "parameters": [
-                {"name": "status", "in": "query", "schema": {"type": "string", "enum": list(STATUS_VALUES)}},
-                {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 100,
-                                                            "default": 20}},
-                {"name": "cursor", "in": "query", "schema": {"type": "string"}},
+                {"name": "status", "in": "query", "required": False,
+                 "schema": {"type": "string", "enum": ["", *STATUS_VALUES]},
+                 "description": "Only jobs in this status (empty: every status); anything else is 400 bad_status."},
+                _limit(JOBS_DEFAULT_LIMIT, MAX_LIST_LIMIT),
+                {"name": "cursor", "in": "query", "required": False,
+                 "schema": {"type": "string", "format": CURSOR_FORMAT},
+                 "description": "Opaque: the next_cursor of a previous page, unchanged. Any other string is 400 "
+                                "bad_cursor. A cursor stays valid while jobs are added or change status."},
             ],
-            "responses": {"200": _json(_ref("JobList"), "One page."), "400": _error("Bad status, limit or cursor.")},
+            "responses": {
+                "200": _with_links(_json(_ref("JobList"), "One page."), {"NextPage": {
+                    "operationId": "listJobs", "description": "The next page (while next_cursor is not null).",
+                    "parameters": {"cursor": "$response.body#/next_cursor"}}}),
+                "400": _error("bad_status, bad_limit or bad_cursor (a cursor that no page gave)."),
+                "503": _error(_UNAVAILABLE),
+            },
         },
     },
     "/v1/jobs/{job_id}": {"get": {
+        "operationId": "getJob",
         "summary": "A job's status, progress, result and metrics.",
         "parameters": [_JOB_ID],
-        "responses": {"200": _json(_ref("Job"), "The job."), "404": _error("Unknown job.")},
+        "responses": {"200": _json(_ref("Job"), "The job."), "404": _error("Unknown job (or another tenant's)."),
+                      "503": _error(_UNAVAILABLE)},
     }},
     "/v1/jobs/{job_id}/cancel": {"post": {
+        "operationId": "cancelJob",
         "summary": "Cancel: a queued job never runs; a running job stops within one progress interval.",
         "parameters": [_JOB_ID],
         "responses": {
             "200": _json(_ref("Job"), "Canceled (was queued) or already finished (unchanged)."),
             "202": _json(_ref("Job"), "Running: cancel_requested is set; status becomes canceled shortly."),
             "404": _error("Unknown job."),
+            "503": _error(_UNAVAILABLE),
         },
     }},
     "/v1/jobs/{job_id}/result": {"get": {
+        "operationId": "getJobResult",
         "summary": "The result PNG.",
         "parameters": [_JOB_ID],
-        "responses": {"200": {"description": "The PNG (local storage).", **_PNG}, "302": _REDIRECT,
-                      "404": _error("Unknown job."), "409": _error("Not succeeded (yet).")},
+        "responses": {"200": {"description": "The PNG (local storage).",
+                              "content": {"image/png": {"schema": {"type": "string", "format": "binary"}}}},
+                      "302": {"description": "Redirect to a short-lived presigned URL (S3 storage).",
+                              "headers": {"Location": _header("The presigned URL.")}},
+                      "404": _error("Unknown job, or its result is gone from storage."),
+                      "409": _error("Not succeeded (yet): not_ready while queued or running, no_result after."),
+                      "503": _error(_UNAVAILABLE)},
     }},
     "/v1/jobs/{job_id}/previews/{iteration}": {"get": {
+        "operationId": "getJobPreview",
         "summary": "An intermediate result stored while the job ran.",
-        "parameters": [_JOB_ID, {"name": "iteration", "in": "path", "required": True,
-                                 "schema": {"type": "integer", "minimum": 0}}],
-        "responses": {"200": {"description": "The PNG (local storage).", **_PNG}, "302": _REDIRECT,
-                      "404": _error("Unknown job, or no preview at that iteration.")},
+        "parameters": [_JOB_ID, _ITERATION],
+        "responses": {"200": {"description": "The PNG (local storage).",
+                              "content": {"image/png": {"schema": {"type": "string", "format": "binary"}}}},
+                      "302": {"description": "Redirect to a short-lived presigned URL (S3 storage).",
+                              "headers": {"Location": _header("The presigned URL.")}},
+                      "404": _error("Unknown job, or no preview at that iteration."),
+                      "503": _error(_UNAVAILABLE)},
     }},
     "/v1/batches": {"post": {
+        "operationId": "createBatch",
         "summary": "Create a batch: one style set and params for many contents (each becomes a job on 'bulk').",
-        "requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
-            "type": "object",
-            "required": ["style"],
-            "properties": {
-                "style": {"type": "array", "items": {"type": "string", "format": "binary"},
-                          "description": "One or more style images (repeat the part)."},
-                "params": {"type": "string", "description": "A JSON object (see Params), style_blend included."},
-                "content": {"type": "array", "items": {"type": "string", "format": "binary"},
-                            "description": "Optional first contents; each file name (a relative path) is the "
-                                           "item's source name, unique in the batch."},
-            },
-        }}}},
+        "parameters": [_IDEMPOTENCY_KEY],
+        "requestBody": {"required": True, "content": {"multipart/form-data": {
+            "schema": _BATCH_FORM, "encoding": _BATCH_ENCODING}}},
         "responses": {
-            "201": {**_json(_ref("Batch"), "Created (its contents, if any, queued)."),
-                    "headers": {"Location": {"schema": {"type": "string"}, "description": "/v1/batches/{id}"}}},
-            "400": _error("Malformed request (missing style, bad params JSON, unknown field, bad file name)."),
+            "201": _with_links(_json(_ref("Batch"), "Created (its contents, if any, queued).",
+                                     {"Location": _LOCATION}), _BATCH_LINKS),
+            "200": _with_links(_json(_ref("Batch"), "Idempotent replay: the batch of the first request with this "
+                                     "Idempotency-Key.", {"Location": _LOCATION, "Idempotent-Replayed": _REPLAYED}),
+                               _BATCH_LINKS),
+            "400": _error("Malformed request (not multipart, missing style, unknown or wrongly-typed part, bad "
+                          "params JSON, bad or duplicate file name, bad Idempotency-Key)."),
+            "409": _error("A request with this Idempotency-Key is still being processed.",
+                          {"Retry-After": _RETRY_AFTER}),
             "413": _error("Upload over ATELIER_MAX_UPLOAD_BYTES, or an image with too many pixels."),
-            "415": _error("Not an image, truncated, or an unsupported format."),
-            "422": _error("A parameter is unknown or out of bounds."),
+            "415": _error("A part is not an image, truncated, or an unsupported format."),
+            "422": _error("A parameter is unknown or out of bounds, or the Idempotency-Key was used with another "
+                          "body."),
+            "429": _error("Tenant rate limit or queued-jobs cap.", {"Retry-After": _RETRY_AFTER}),
+            "503": _error(_UNAVAILABLE),
         },
     }},
     "/v1/batches/{batch_id}": {"get": {
+        "operationId": "getBatch",
         "summary": "Counts per status, progress, ETA and a page of items.",
         "parameters": [_BATCH_ID,
-                       {"name": "offset", "in": "query", "schema": {"type": "integer", "minimum": 0, "default": 0}},
-                       {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 500,
-                                                                   "default": 100}}],
-        "responses": {"200": _json(_ref("Batch"), "The batch."), "400": _error("Bad offset or limit."),
-                      "404": _error("Unknown batch.")},
+                       {"name": "offset", "in": "query", "required": False,
+                        "schema": _int_or_empty(0, MAX_OFFSET, 0),
+                        "description": f"First item of the page, 0 to {MAX_OFFSET} (empty: 0); anything else is "
+                                       "400 bad_offset."},
+                       _limit(ITEMS_DEFAULT_LIMIT, MAX_ITEMS_PAGE)],
+        "responses": {"200": _json(_ref("Batch"), "The batch."), "400": _error("bad_offset or bad_limit."),
+                      "404": _error("Unknown batch."), "503": _error(_UNAVAILABLE)},
     }},
     "/v1/batches/{batch_id}/items": {"post": {
+        "operationId": "addBatchItems",
         "summary": "Add contents; each new source name becomes a child job. Idempotent per name.",
         "parameters": [_BATCH_ID],
         "requestBody": {"required": True, "content": {
-            "multipart/form-data": {"schema": {"type": "object", "required": ["content"], "properties": {
-                "content": {"type": "array", "items": {"type": "string", "format": "binary"},
-                            "description": "Images; each file name (relative path) is the source name."}}}},
-            "application/json": {"schema": {"type": "object", "required": ["items"], "properties": {
-                "items": {"type": "array", "items": {"type": "object", "required": ["sha256", "name"], "properties": {
-                    "sha256": {"type": "string", "description": "sha256 of an image stored before."},
-                    "name": {"type": "string"}}}}}}},
+            "multipart/form-data": {"schema": _ITEMS_FORM, "encoding": {"content": _IMAGE_ENCODING}},
+            "application/json": {"schema": _ITEMS_JSON},
         }},
         "responses": {
             "202": _json(_ref("BatchItemsAdded"), "At least one new child queued."),
@@ -290,51 +539,59 @@ PATHS: dict[str, Any] = {
             "404": _error("Unknown batch, or a sha256 that names no stored input."),
             "409": _error("The batch was canceled."),
             "413": _error("Upload too large."),
-            "415": _error("Not an image."),
+            "415": _error("A part is not an image."),
+            "429": _error("Tenant rate limit or queued-jobs cap.", {"Retry-After": _RETRY_AFTER}),
+            "503": _error(_UNAVAILABLE),
         },
     }},
     "/v1/batches/{batch_id}/cancel": {"post": {
+        "operationId": "cancelBatch",
         "summary": "Cancel: queued children never run, running ones stop, finished results are kept.",
         "parameters": [_BATCH_ID],
         "responses": {"200": _json(_ref("Batch"), "Canceled; no child runs any more."),
                       "202": _json(_ref("Batch"), "Canceling: running children stop at their next report."),
-                      "404": _error("Unknown batch.")},
+                      "404": _error("Unknown batch."), "503": _error(_UNAVAILABLE)},
     }},
     "/v1/batches/{batch_id}/results.zip": {"get": {
+        "operationId": "getBatchResults",
         "summary": "Streamed zip of the succeeded children's results, named after their sources (a/x.jpg -> "
                    "a/x.png); partial while the batch runs.",
         "parameters": [_BATCH_ID],
-        "responses": {"200": {"description": "The zip.", "content": {"application/zip": {"schema": {
-            "type": "string", "format": "binary"}}}}, "404": _error("Unknown batch.")},
+        "responses": {"200": {"description": "The zip.",
+                              "headers": {"X-Atelier-Results": _header("Number of results in the zip.",
+                                                                       {"type": "string", "pattern": "^[0-9]+$"})},
+                              "content": {"application/zip": {"schema": {"type": "string", "format": "binary"}}}},
+                      "404": _error("Unknown batch."), "503": _error(_UNAVAILABLE)},
     }},
 }
+
+# api/auth.py: a tenant's API key on every job and batch route; health, readiness, metrics and this document are
+# public (probes and scrapers carry no keys).
+SECURED_PREFIXES = ("/v1/jobs", "/v1/batches", "/v1/capabilities")
+SECURITY_SCHEMES = {"bearer": {
+    "type": "http", "scheme": "bearer", "bearerFormat": "atl_<key id>_<secret>",
+    "description": "A tenant's API key from `atelier keys create --tenant NAME`, sent as 'Authorization: Bearer "
+                   "<key>'. Missing, malformed, unknown or revoked keys get 401 with WWW-Authenticate: Bearer. "
+                   "Another tenant's job or batch is 404, exactly like a missing one."}}
 
 
 def openapi_spec() -> dict[str, Any]:
     paths = copy.deepcopy(PATHS)
     for path, operations in paths.items():
-        if path.startswith(("/v1/jobs", "/v1/batches")):  # every job and batch route reads Redis
+        if path.startswith(SECURED_PREFIXES):
             for operation in operations.values():
-                operation["responses"].setdefault("503", _error("Redis or storage down."))
-                # api/auth.py: a tenant's API key on every job and batch route (README "Security").
                 operation["security"] = [{"bearer": []}]
-                operation["responses"].setdefault("401", _error("Missing, unknown or revoked API key."))
-    for path in ("/v1/jobs", "/v1/batches"):  # api/ratelimit.py and api/idempotency.py
-        create = paths[path]["post"]
-        create.setdefault("parameters", []).append({
-            "name": "Idempotency-Key", "in": "header", "required": False, "schema": {"type": "string",
-                                                                                    "maxLength": 255},
-            "description": "Same key and body: the first request's resource (200, Idempotent-Replayed: true); same "
-                           "key, other body: 422 idempotency_key_reused."})
-        create["responses"].setdefault("429", _error("Tenant rate limit or queued-jobs cap; see Retry-After."))
-        create["responses"].setdefault("200", _json({"type": "object"}, "Idempotent replay of an earlier request."))
+                operation["responses"]["401"] = _error(_UNAUTHORIZED, {"WWW-Authenticate": _header(
+                    "Bearer challenge.", {"type": "string", "pattern": "^Bearer"})})
+        for operation in operations.values():
+            operation.setdefault("security", [])  # public: no key needed
     return {
         "openapi": OPENAPI_VERSION,
         "info": {"title": "Atelier", "version": API_VERSION,
                  "description": "Neural style transfer jobs: submit, poll progress, fetch results, cancel. Errors "
-                                "are JSON {\"error\": {\"code\", \"message\", \"field\"}}."},
+                                "are JSON {\"error\": {\"code\", \"message\", \"field\"}}. A method a path does not "
+                                "list is 405 with an Allow header; 500 internal_error is a bug, never an answer to "
+                                "a request."},
         "paths": paths,
-        "components": {"schemas": SCHEMAS, "securitySchemes": {
-            "bearer": {"type": "http", "scheme": "bearer",
-                       "description": "An API key from `atelier keys create --tenant NAME`."}}},
+        "components": {"schemas": SCHEMAS, "securitySchemes": SECURITY_SCHEMES},
     }
