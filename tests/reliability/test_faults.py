@@ -33,7 +33,9 @@ VALID_MODES = load_corpus().VALID_MODES
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-LONG = {"size": 64, "iterations": 250, "progress_every": 5}  # several seconds on a CPU with random weights
+# Long enough to be caught mid-run (killed, Redis restarted under it) and to keep a worker busy: about 8 s at
+# 0.1 s an iteration on 2 cores with random weights. Every kill reruns it in full, so more iterations only cost time.
+LONG = {"size": 64, "iterations": 80, "progress_every": 5}
 SHORT = {"size": 32, "iterations": 4}
 
 
