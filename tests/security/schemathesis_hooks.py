@@ -21,10 +21,10 @@ import io
 from typing import Any
 
 import schemathesis
-from schemathesis.core.parameters import ParameterLocation
 from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 from PIL import Image
+from schemathesis.core.parameters import ParameterLocation
 
 FORMATS = {"image/png": "PNG", "image/jpeg": "JPEG", "image/webp": "WEBP", "image/gif": "GIF", "image/bmp": "BMP"}
 
