@@ -313,7 +313,11 @@ def _json_items(ctx: ApiContext) -> list[NewItem]:
         if not SHA256_PATTERN.match(sha):
             raise BadRequest("bad_sha256", f"{field}.sha256={entry.get('sha256')!r} is not allowed; expected 64 "
                              "hexadecimal characters (the sha256 of an image uploaded before)", field=field + ".sha256")
-        name = clean_source_name(entry.get("name"), field=field + ".name")
+        raw_name = entry.get("name")
+        if not isinstance(raw_name, str):
+            raise BadRequest("bad_item_name", f"{field}.name must be a string (a relative path such as 'a/x.jpg'), "
+                             f"got {json.dumps(raw_name)[:60]}", field=field + ".name")
+        name = clean_source_name(raw_name, field=field + ".name")
         key = _stored_input_key(ctx, sha)
         if key is None:
             raise NotFound("input_not_found", f"{field}.sha256={sha} names no stored input; upload the image as a "
