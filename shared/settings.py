@@ -52,7 +52,8 @@ class Settings:
     presign_ttl_s: int = 300
     progress_min_interval_s: float = 0.5  # the worker writes progress at most this often
     preview_every: int = 50  # store a preview image every N iterations (0: never)
-    weights_dir: str | None = None
+    weights_dir: str | None = None  # official Keras weight files (Xception, EfficientNetB7); worker/weights_config.py
+    cache_dir: str | None = None  # converted VGG19 weights are kept here; None means ~/.cache/atelier
     log_format: str = "json"  # "json" (one object per line, with job_id) or "text" (for a terminal)
     # Backbone a worker process builds before it takes its first job (readiness): a name, "default" (the default
     # params' backbone) or "none" (build lazily on the first job).
@@ -140,6 +141,7 @@ _FIELDS: dict[str, tuple[type, float | None]] = {
     "progress_min_interval_s": (float, 0),
     "preview_every": (int, 0),
     "weights_dir": (str, None),
+    "cache_dir": (str, None),
     "log_format": (str, None),
     "preload_backbone": (str, None),
     "auth": (str, None),
