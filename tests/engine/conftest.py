@@ -39,6 +39,9 @@ def scream() -> np.ndarray:
 
 
 @pytest.fixture
-def random_weights(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Build backbones with random weights (the explicit test-only switch)."""
-    monkeypatch.setenv("ATELIER_TEST_RANDOM_WEIGHTS", "1")
+def random_weights():
+    """The explicit test-only switch: a ``WeightSource`` that builds backbones with random weights; pass it as
+    ``stylize(..., weights=random_weights)`` (the engine reads no environment)."""
+    from shared.weights import WeightSource
+
+    return WeightSource(random=True)

@@ -15,7 +15,8 @@ def test_xception_builds_and_runs_two_iterations_with_random_weights(random_weig
     from worker.engine import stylize
     from worker.engine.backbones import DEFAULT_LAYERS
 
-    result = stylize(cat, [starry_night], StyleParams(size=32, iterations=2, backbone="xception"))
+    result = stylize(cat, [starry_night], StyleParams(size=32, iterations=2, backbone="xception"),
+                     weights=random_weights)
     metrics = result.metrics
     assert metrics["weights"] == "random (test only)"
     assert metrics["backbone"] == "xception" and metrics["iterations_run"] == 2
@@ -32,7 +33,7 @@ def test_efficientnetb7_builds_and_runs_two_iterations_with_random_weights(rando
     from worker.engine import stylize
     from worker.engine.backbones import DEFAULT_LAYERS, get_backbone
 
-    backbone, _cached = get_backbone("efficientnetb7", "max", "float32")
+    backbone, _cached = get_backbone("efficientnetb7", "max", "float32", random_weights)
     defaults = [name for kind in ("content", "style") for name, _w in DEFAULT_LAYERS["efficientnetb7"][kind]]
     assert set(defaults) <= set(backbone.layer_names)
     params = StyleParams.from_mapping(
@@ -44,7 +45,7 @@ def test_efficientnetb7_builds_and_runs_two_iterations_with_random_weights(rando
             "style_layers": ["stem_activation", "block2a_expand_activation"],
         }
     )
-    result = stylize(cat, [starry_night], params)
+    result = stylize(cat, [starry_night], params, weights=random_weights)
     metrics = result.metrics
     assert metrics["weights"] == "random (test only)" and metrics["backbone_cached"] is True
     assert metrics["iterations_run"] == 2 and np.isfinite(metrics["losses"]["final"]["total"])
@@ -59,14 +60,13 @@ def test_efficientnetb7_builds_and_runs_two_iterations_with_random_weights(rando
         ("efficientnetb7", "efficientnetb7_notop.h5"),
     ],
 )
-def test_missing_official_weights_name_the_file_and_the_place(backbone, filename, tmp_path, monkeypatch, cat):
+def test_missing_official_weights_name_the_file_and_the_place(backbone, filename, tmp_path, cat):
+    from shared.weights import WeightSource
     from worker.engine import stylize
 
-    monkeypatch.delenv("ATELIER_TEST_RANDOM_WEIGHTS", raising=False)
-    monkeypatch.setenv("ATELIER_WEIGHTS_DIR", str(tmp_path / "weights"))
-    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
+    source = WeightSource(weights_dir=str(tmp_path / "weights"), keras_models_dir=str(tmp_path / "keras" / "models"))
     with pytest.raises(WeightsMissing) as caught:
-        stylize(cat, [cat], StyleParams(size=32, iterations=1, backbone=backbone))
+        stylize(cat, [cat], StyleParams(size=32, iterations=1, backbone=backbone), weights=source)
     assert filename in caught.value.message
     assert "ATELIER_WEIGHTS_DIR" in caught.value.message and str(tmp_path / "weights") in caught.value.message
 
@@ -92,16 +92,30 @@ def test_bfloat16_clone_keeps_weights_and_derived_state():
     np.testing.assert_allclose(got, expected, atol=0.05 * np.abs(expected).max())
 
 
-def test_official_weights_are_found_in_the_weights_dir_then_the_keras_cache(tmp_path, monkeypatch):
-    from worker.engine.weights import OFFICIAL_FILES, official_weights_path
+def test_official_weights_are_found_in_the_weights_dir_then_the_keras_cache(tmp_path):
+    from shared.weights import OFFICIAL_FILES, WeightSource, official_weights_path, weights_present
 
     weights_dir, keras_home = tmp_path / "weights", tmp_path / "keras"
     (keras_home / "models").mkdir(parents=True)
     weights_dir.mkdir()
-    monkeypatch.setenv("ATELIER_WEIGHTS_DIR", str(weights_dir))
-    monkeypatch.setenv("KERAS_HOME", str(keras_home))
+    source = WeightSource(weights_dir=str(weights_dir), keras_models_dir=str(keras_home / "models"))
     filename = OFFICIAL_FILES["xception"]
+    assert not weights_present("xception", source)
     (keras_home / "models" / filename).write_bytes(b"h5")
-    assert official_weights_path("xception") == keras_home / "models" / filename
+    assert official_weights_path("xception", source) == keras_home / "models" / filename
     (weights_dir / filename).write_bytes(b"h5")
-    assert official_weights_path("xception") == weights_dir / filename
+    assert official_weights_path("xception", source) == weights_dir / filename
+    assert weights_present("xception", source) and not weights_present("efficientnetb7", source)
+
+
+def test_the_worker_builds_its_weight_source_from_the_settings_object(tmp_path):
+    """The engine reads no environment; the worker turns its settings (and Keras' KERAS_HOME) into a WeightSource,
+    and the test-only switch is read there, by the caller."""
+    from shared.settings import Settings
+    from worker.weights_config import weight_source
+
+    settings = Settings.from_env({"ATELIER_WEIGHTS_DIR": str(tmp_path / "w"), "ATELIER_CACHE_DIR": str(tmp_path / "c")})
+    source = weight_source(settings, {"KERAS_HOME": str(tmp_path / "k")})
+    assert source.weights_dir == str(tmp_path / "w") and source.cache_dir == str(tmp_path / "c")
+    assert source.keras_models_dir == str(tmp_path / "k" / "models") and source.random is False
+    assert weight_source(settings, {"ATELIER_TEST_RANDOM_WEIGHTS": "1"}).random is True

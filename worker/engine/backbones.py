@@ -22,47 +22,16 @@ import keras
 import numpy as np
 from keras import layers, ops
 
-from shared.errors import ParamError
+from shared import backbones as tables
+from shared.backbones import DEFAULT_LAYERS
+from shared.weights import WeightSource
 from worker.engine import weights as weights_mod
 from worker.engine.pastiche_weights import VGG19_CONV_LAYERS, dequantize_vgg19
 
-# Default layers. Weights are relative (normalised to sum to 1 per loss), so adding a layer does not change scale.
-DEFAULT_LAYERS: dict[str, dict[str, tuple[tuple[str, float], ...]]] = {
-    # Gatys et al. (2016): content at block4_conv2, style at the first conv of every block. The 2024 paper used
-    # block5_conv2 for content, which at 1/16 resolution keeps too little layout at 256-512 px; block4_conv2 keeps
-    # the scene recognisable. Deepest layer used: block5_conv1, the floor the bench times against.
-    "vgg19": {
-        "content": (("block4_conv2", 1.0),),
-        "style": tuple((f"block{n}_conv1", 1.0) for n in range(1, 6)),
-    },
-    # Xception has no plain conv stack after block 1, so we take the activation that ends each entry-flow block
-    # before its strided pooling: the same five scales as VGG (1/2 ... 1/16). Content at 1/8 like VGG's
-    # block4_conv2. Auto-named layers (``add``, ``add_1``) are avoided: their names change between builds.
-    "xception": {
-        "content": (("block4_sepconv2_act", 1.0),),
-        "style": (
-            ("block1_conv1_act", 1.0),
-            ("block2_sepconv2_act", 1.0),
-            ("block3_sepconv2_act", 1.0),
-            ("block4_sepconv2_act", 1.0),
-            ("block5_sepconv3_act", 1.0),
-        ),
-    },
-    # EfficientNetB7: the stem and the expansion activation at the start of each stage, again one per scale
-    # (1/2 ... 1/16). Stage inputs are where the network summarises the previous stage; deeper stages (6, 7) add
-    # cost at 1/32 resolution for little style.
-    "efficientnetb7": {
-        "content": (("block4a_expand_activation", 1.0),),
-        "style": (
-            ("stem_activation", 1.0),
-            ("block2a_expand_activation", 1.0),
-            ("block3a_expand_activation", 1.0),
-            ("block4a_expand_activation", 1.0),
-            ("block5a_expand_activation", 1.0),
-        ),
-    },
-}
+__all__ = ["DEFAULT_LAYERS", "Backbone", "feature_extractor", "get_backbone", "resolve_layers"]
 
+# DEFAULT_LAYERS (and why those layers) and the table of usable layer names live in shared/backbones.py, so the
+# API checks a job's layers against the same table without TensorFlow.
 _VGG_MEAN_BGR = np.array([103.939, 116.779, 123.68], dtype=np.float32)
 _POLICIES = {"float32": "float32", "bfloat16": "mixed_bfloat16"}
 
@@ -77,24 +46,29 @@ class Backbone:
     weights_label: str
     precision: str
     build_s: float
-    layer_names: tuple[str, ...]  # valid names for content/style layers, in network order
+    layer_names: tuple[str, ...]  # every layer of the built model, in network order (auto-named ones included)
 
 
 _lock = threading.Lock()
-_backbones: dict[tuple[str, str, str, bool], Backbone] = {}
+_backbones: dict[tuple, Backbone] = {}
 _extractors: dict[tuple, keras.Model] = {}
 
 
-def get_backbone(name: str, pooling: str, precision: str) -> tuple[Backbone, bool]:
-    """The cached backbone (built on first use); the bool says whether it was already built in this process."""
+def get_backbone(
+    name: str, pooling: str, precision: str, weights: WeightSource | None = None
+) -> tuple[Backbone, bool]:
+    """The cached backbone (built on first use) with weights from ``weights`` (default: ``WeightSource()``, VGG19
+    from pastiche converted in memory, no folders for the official files); the bool says whether it was already
+    built in this process."""
     pooling = pooling if name == "vgg19" else "max"  # pooling is a VGG19 option only
-    random_weights = weights_mod.random_weights_requested()
-    key = (name, pooling, precision, random_weights)
+    source = weights or WeightSource()
+    # Random weights read no files, so where files would be found does not matter for them.
+    key = (name, pooling, precision, "random" if source.random else source)
     with _lock:
         if key in _backbones:
             return _backbones[key], True
         started = time.perf_counter()
-        model, preprocess, label = _BUILDERS[name](pooling, random_weights)
+        model, preprocess, label = _BUILDERS[name](pooling, source)
         if precision == "bfloat16":
             model = _with_policy(model, _POLICIES[precision])
         names = tuple(layer.name for layer in model.layers if not isinstance(layer, layers.InputLayer))
@@ -116,24 +90,10 @@ def feature_extractor(backbone: Backbone, layer_names: tuple[str, ...]) -> keras
 def resolve_layers(
     backbone: Backbone, requested: tuple[tuple[str, float], ...] | None, kind: str
 ) -> tuple[tuple[str, float], ...]:
-    """User layers (or the backbone's defaults) checked against the network, weights normalised to sum to 1."""
-    chosen = requested or DEFAULT_LAYERS[backbone.name][kind]
-    valid = set(backbone.layer_names)
-    for layer_name, _weight in chosen:
-        if layer_name not in valid:
-            raise ParamError(
-                "unknown_layer",
-                f"{kind}_layers: {layer_name!r} is not a layer of {backbone.name}; allowed: "
-                + ", ".join(backbone.layer_names),
-                field=f"{kind}_layers",
-            )
+    """User layers (or the backbone's defaults) checked against the static table the API checks with
+    (``shared.backbones.LAYER_NAMES``), weights normalised to sum to 1."""
+    chosen = tables.layers_or_default(backbone.name, requested, kind)
     total = sum(weight for _name, weight in chosen)
-    if total <= 0:
-        raise ParamError(
-            "param_out_of_range",
-            f"{kind}_layers: weights sum to 0; give at least one positive weight",
-            field=f"{kind}_layers",
-        )
     return tuple((layer_name, weight / total) for layer_name, weight in chosen)
 
 
@@ -158,14 +118,18 @@ def _with_policy(model: keras.Model, policy: str) -> keras.Model:
     return cloned
 
 
-def _vgg19(pooling: str, random_weights: bool) -> tuple[keras.Model, Callable, str]:
+def _vgg19(pooling: str, source: WeightSource) -> tuple[keras.Model, Callable, str]:
     # Built by hand (same layer names as keras.applications.VGG19) because Keras' VGG19 has no average pooling.
     # Gatys et al. found average pooling gives slightly smoother results; max is the trained network's own.
     model = _vgg19_graph(pooling)
-    if random_weights:
+    if source.random:
         label = weights_mod.RANDOM_WEIGHTS_LABEL
     else:
-        model.load_weights(_vgg19_cached_weights())
+        cached = _vgg19_cached_weights(source)
+        if cached is None:
+            _set_vgg19_weights(model)
+        else:
+            model.load_weights(cached)
         label = weights_mod.WEIGHTS_LABELS["vgg19"]
 
     def preprocess(image):
@@ -188,16 +152,23 @@ def _vgg19_graph(pooling: str) -> keras.Model:
     return keras.Model(inputs, x, name=f"vgg19_{pooling}")
 
 
-def _vgg19_cached_weights() -> str:
-    """Path of the Keras weights file converted from pastiche's data, converting it on first use."""
-    path = weights_mod.cache_dir() / weights_mod.VGG19_CACHE_NAME
+def _set_vgg19_weights(model: keras.Model) -> None:
+    """Dequantize pastiche's data into ``model`` (about 1 s; the cached file loads in a third of that)."""
+    kernels = dequantize_vgg19(weights_mod.pastiche_weights_path())
+    for layer_name in VGG19_CONV_LAYERS:
+        model.get_layer(layer_name).set_weights(list(kernels[layer_name]))
+
+
+def _vgg19_cached_weights(source: WeightSource) -> str | None:
+    """Path of the Keras weights file converted from pastiche's data in ``source.cache_dir``, converting it on first
+    use; None when ``source`` has no cache directory."""
+    path = weights_mod.vgg19_cache_path(source)
+    if path is None:
+        return None
     if path.is_file():
         return str(path)
-    source = weights_mod.pastiche_weights_path()
-    kernels = dequantize_vgg19(source)
     holder = _vgg19_graph("max")
-    for layer_name in VGG19_CONV_LAYERS:
-        holder.get_layer(layer_name).set_weights(list(kernels[layer_name]))
+    _set_vgg19_weights(holder)
     path.parent.mkdir(parents=True, exist_ok=True)
     # Write then rename: two worker processes converting at once must not read a half-written file.
     tmp = path.with_name(f".{os.getpid()}.{path.name}")
@@ -206,8 +177,8 @@ def _vgg19_cached_weights() -> str:
     return str(path)
 
 
-def _xception(pooling: str, random_weights: bool) -> tuple[keras.Model, Callable, str]:
-    path = None if random_weights else weights_mod.official_weights_path("xception")  # fail before building
+def _xception(pooling: str, source: WeightSource) -> tuple[keras.Model, Callable, str]:
+    path = None if source.random else weights_mod.official_weights_path("xception", source)  # fail first
     model = keras.applications.Xception(include_top=False, weights=None, input_shape=(None, None, 3))
     label = weights_mod.RANDOM_WEIGHTS_LABEL
     if path is not None:
@@ -227,8 +198,8 @@ def _xception(pooling: str, random_weights: bool) -> tuple[keras.Model, Callable
 _IMAGENET_STDDEV_RGB = np.array([0.229, 0.224, 0.225], dtype=np.float32)
 
 
-def _efficientnetb7(pooling: str, random_weights: bool) -> tuple[keras.Model, Callable, str]:
-    path = None if random_weights else weights_mod.official_weights_path("efficientnetb7")  # fail before building
+def _efficientnetb7(pooling: str, source: WeightSource) -> tuple[keras.Model, Callable, str]:
+    path = None if source.random else weights_mod.official_weights_path("efficientnetb7", source)  # fail first
     model = keras.applications.EfficientNetB7(include_top=False, weights=None, input_shape=(None, None, 3))
     if path is None:
         return model, (lambda image: image), weights_mod.RANDOM_WEIGHTS_LABEL

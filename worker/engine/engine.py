@@ -18,8 +18,10 @@ import keras
 import numpy as np
 
 from shared.errors import EngineError, ParamError
+from shared.geometry import JobGeometry, check_job
 from shared.params import StyleParams
-from worker.engine import backbones, color, images, optimizers
+from shared.weights import WeightSource
+from worker.engine import backbones, color, images, losses, optimizers
 from worker.engine.objective import ObjectiveSpec
 from worker.engine.targets import StyleTargets, targets_key
 
@@ -47,6 +49,8 @@ LOSS_NAMES = ("content", "style", "tv", "total")
 # Standard deviation of the "noise" init in 0-255 pixel units, around mid-grey: enough variety for the style to
 # grow from, small enough that no pixel starts far outside the valid range.
 NOISE_INIT_STD = 48.0
+# Seed of the noise image whose features set the floor of the relative losses' normalisers (losses.py).
+REFERENCE_NOISE_SEED = 0
 
 
 @dataclass
@@ -90,15 +94,16 @@ class _Job:
     style_layers: tuple[tuple[str, float], ...]
     extractor: Any
     layer_order: tuple[str, ...]
+    geometry: JobGeometry  # scaled and padded sizes (shared/geometry.py)
     content_rgb: np.ndarray  # float32 0-255 at output size (original colours, used to recombine luminance)
-    content_input: np.ndarray  # what the network sees as content (grey for luminance)
-    styles_input: list[np.ndarray]
+    content_input: np.ndarray  # what the network sees as content (grey for luminance), padded if thin
+    styles_input: list[np.ndarray]  # padded if thin
 
 
-def _network(params: StyleParams, precision: str) -> tuple[Any, ...]:
+def _network(params: StyleParams, precision: str, weights: WeightSource | None = None) -> tuple[Any, ...]:
     """The (cached) backbone, the content and style layers ``params`` ask for, and a feature extractor truncated at
     the deepest of them: ``(backbone, cached, content_layers, style_layers, layer_order, extractor)``."""
-    backbone, cached = backbones.get_backbone(params.backbone, params.pooling, precision)
+    backbone, cached = backbones.get_backbone(params.backbone, params.pooling, precision, weights)
     content_layers = backbones.resolve_layers(backbone, params.content_layers, "content")
     style_layers = backbones.resolve_layers(backbone, params.style_layers, "style")
     # Extractor outputs in network order, each layer once (a layer may serve both losses).
@@ -108,20 +113,23 @@ def _network(params: StyleParams, precision: str) -> tuple[Any, ...]:
     return backbone, cached, content_layers, style_layers, layer_order, extractor
 
 
-def _prepare(content: np.ndarray, styles: list[np.ndarray], params: StyleParams) -> _Job:
+def _prepare(
+    content: np.ndarray, styles: list[np.ndarray], params: StyleParams, weights: WeightSource | None = None
+) -> _Job:
     content = images.check_image(content, "content")
     if not isinstance(styles, (list, tuple)):
         raise ParamError("bad_style_count", "styles must be a list of images", field="style")
     params.with_styles(len(styles))
     styles = [images.check_image(style, "style") for style in styles]
+    # The API checks the same geometry at submission (shared/geometry.py): what it accepts runs here, and what
+    # cannot run (a long side below the layers' minimum) fails here with the same 422 error before any work.
+    geometry = check_job(params, content.shape[:2], [s.shape[:2] for s in styles])
     precision = resolve_precision(params.precision)
-    backbone, cached, content_layers, style_layers, layer_order, extractor = _network(params, precision)
+    backbone, cached, content_layers, style_layers, layer_order, extractor = _network(params, precision, weights)
 
-    out_shape = images.scaled_shape(content.shape, params.size)
-    content_rgb = images.resize(content, out_shape)
+    content_rgb = images.resize(content, geometry.content.scaled_hw)
     # style_scale: the style image's long side relative to the output's (neural-style's -style_scale).
-    style_long_px = max(16, round(params.size * params.style_scale))
-    styles_rgb = [images.resize(s, images.scaled_shape(s.shape, style_long_px)) for s in styles]
+    styles_rgb = [images.resize(s, g.scaled_hw) for s, g in zip(styles, geometry.styles, strict=True)]
 
     if params.preserve_color == "luminance":
         content_input = color.luminance_as_rgb(content_rgb)
@@ -131,6 +139,9 @@ def _prepare(content: np.ndarray, styles: list[np.ndarray], params: StyleParams)
         styles_input = [color.match_color_histogram(s, content_rgb) for s in styles_rgb]
     else:
         content_input, styles_input = content_rgb, styles_rgb
+    # Colours are matched on the real pixels above; thin images are padded only now, for the network.
+    content_input = images.pad(content_input, geometry.content)
+    styles_input = [images.pad(s, g) for s, g in zip(styles_input, geometry.styles, strict=True)]
     return _Job(
         params,
         precision,
@@ -140,6 +151,7 @@ def _prepare(content: np.ndarray, styles: list[np.ndarray], params: StyleParams)
         style_layers,
         extractor,
         layer_order,
+        geometry,
         content_rgb,
         content_input,
         styles_input,
@@ -161,13 +173,17 @@ def _style_grams(job: _Job) -> tuple[np.ndarray, ...]:
 
 
 def compute_style_targets(
-    styles: list[np.ndarray], params: StyleParams, content: np.ndarray | None = None
+    styles: list[np.ndarray],
+    params: StyleParams,
+    content: np.ndarray | None = None,
+    *,
+    weights: WeightSource | None = None,
 ) -> StyleTargets:
     """The blended style Grams for these styles and params, to pass to ``stylize(..., style_targets=)``.
 
     With ``preserve_color`` luminance or histogram the style is adapted to the content first, so pass the content
     too (targets computed without it are not reused for such jobs)."""
-    job = _prepare(content if content is not None else styles[0], styles, params)
+    job = _prepare(content if content is not None else styles[0], styles, params, weights)
     return StyleTargets(_key(job, styles, content), _style_grams(job))
 
 
@@ -187,6 +203,7 @@ def _initial_image(job: _Job) -> np.ndarray:
 
 
 def _to_output(job: _Job, image: np.ndarray) -> np.ndarray:
+    image = images.crop(image, job.geometry.content)  # a thin content was padded for the network
     if job.params.preserve_color == "luminance":
         image = color.recombine_luminance(image, job.content_rgb)
     return images.to_uint8(image)
@@ -196,40 +213,73 @@ def _losses_dict(losses: np.ndarray) -> dict[str, float]:
     return {name: float(value) for name, value in zip(LOSS_NAMES, losses, strict=True)}
 
 
+def _reference_noise(shape: tuple[int, ...]) -> np.ndarray:
+    """The noise init's distribution with a fixed seed: a textured image every layer responds to."""
+    noise = np.random.default_rng(REFERENCE_NOISE_SEED).normal(127.5, NOISE_INIT_STD, size=shape)
+    return np.clip(noise, 0, 255).astype(np.float32)
+
+
 def _objective(job: _Job, grams: tuple[np.ndarray, ...]) -> backend.Objective:
     content_index = tuple(job.layer_order.index(name) for name, _w in job.content_layers)
     style_index = tuple(job.layer_order.index(name) for name, _w in job.style_layers)
-    content_outputs = backend.features_fn(job.extractor, job.backbone.preprocess)(job.content_input)
+    forward = backend.features_fn(job.extractor, job.backbone.preprocess)
+    content_outputs = forward(job.content_input)
+    content_targets = [content_outputs[i] for i in content_index]
+    # The relative losses' normalisers, floored by what each layer gives for noise of the same size (losses.py
+    # explains why): one forward pass per job, against hundreds of forward+backward passes of optimisation.
+    reference = forward(_reference_noise(job.content_input.shape))
+    content_scales = [
+        losses.relative_scale(_mean_square(target), _mean_square(reference[i]))
+        for i, target in zip(content_index, content_targets, strict=True)
+    ]
+    style_scales = [
+        losses.relative_scale(_mean_square(gram), _mean_square(backend.gram_fn(reference[i])))
+        for i, gram in zip(style_index, grams, strict=True)
+    ]
     params = job.params
     spec = ObjectiveSpec(
         content_index,
         style_index,
-        [content_outputs[i] for i in content_index],
+        content_targets,
         grams,
         [w for _n, w in job.content_layers],
         [w for _n, w in job.style_layers],
         [params.content_weight, params.style_weight, params.tv_weight],
+        content_scales,
+        style_scales,
     )
     return backend.Objective(job.extractor, job.backbone.preprocess, spec)
 
 
+def _mean_square(array: np.ndarray) -> float:
+    return float(np.mean(np.square(np.asarray(array, dtype=np.float64))))
+
+
 def evaluate_losses(
-    image: np.ndarray, content: np.ndarray, styles: list[np.ndarray], params: StyleParams
+    image: np.ndarray,
+    content: np.ndarray,
+    styles: list[np.ndarray],
+    params: StyleParams,
+    *,
+    weights: WeightSource | None = None,
 ) -> dict[str, float]:
     """The losses (content, style, tv, total) of an output ``image`` (uint8, the output size of ``params``) for
-    this content, styles and params, e.g. to score a bfloat16 run's output with ``precision="float32"``."""
-    job = _prepare(content, styles, params)
+    this content, styles and params, e.g. to score a bfloat16 run's output with ``precision="float32"``.
+
+    A thin output is reflect-padded like the content was, so its losses are close to, not exactly, the run's
+    (the run optimised the padding too)."""
+    job = _prepare(content, styles, params, weights)
     image = images.check_image(image, "image").astype(np.float32)
-    if image.shape != job.content_input.shape:
+    if image.shape[:2] != job.geometry.content.scaled_hw:
         raise ParamError(
             "bad_image",
-            f"image is {image.shape[:2]}, the output size for these params is {job.content_input.shape[:2]}",
+            f"image is {image.shape[:2]}, the output size for these params is {job.geometry.content.scaled_hw}",
             field="image",
         )
     if params.preserve_color == "luminance":  # the optimiser saw luminance only; score what it optimised
         image = color.luminance_as_rgb(image)
-    losses, _gradient = _objective(job, _style_grams(job))(image)
-    return _losses_dict(losses)
+    terms, _gradient = _objective(job, _style_grams(job))(images.pad(image, job.geometry.content))
+    return _losses_dict(terms)
 
 
 class _FirstCallTimer:
@@ -255,10 +305,11 @@ def stylize(
     on_progress: Callable[[Progress], bool | None] | None = None,
     *,
     style_targets: StyleTargets | None = None,
+    weights: WeightSource | None = None,
 ) -> StyleResult:
     """Stylize ``content`` (uint8 RGB, any aspect ratio) with ``styles``; see the package docstring."""
     started = time.perf_counter()
-    job = _prepare(content, styles, params)
+    job = _prepare(content, styles, params, weights)
     targets_state = "computed"
     if style_targets is not None and style_targets.key == _key(job, styles, content):
         grams, targets_state = style_targets.grams, "reused"
@@ -297,8 +348,15 @@ def stylize(
     trace_s = evaluate.first_call_s if objective.traced_on_first_call else 0.0
     steady_iterations = tracker.iteration - (1 if trace_s else 0)
     if tracker.best_image is None:
+        # Never expected (losses.py floors the normalisers, shared/geometry.py pads thin images), but a NaN image
+        # must never become a result: fail with a code clients can tell apart from a crash.
+        initial = _losses_dict(tracker.initial_losses) if tracker.initial_losses is not None else {}
+        bad = [name for name, value in initial.items() if not np.isfinite(value)]
         raise EngineError(
-            "engine_error", "the loss was not finite at any iteration; lower the weights or the learning_rate"
+            "non_finite_loss",
+            "the loss was not finite at any iteration"
+            + (f" (not finite at the start: {', '.join(bad)})" if bad else "")
+            + "; lower the weights or the learning_rate, or try other images",
         )
     tracker.finish(tracker.best_image, tracker.best_losses)
 
@@ -309,6 +367,8 @@ def stylize(
         "weights": job.backbone.weights_label,
         "precision": job.precision,
         "size_px": [int(output.shape[0]), int(output.shape[1])],
+        # The size the network ran at when the content was too thin for the layers (shared/geometry.py).
+        "padded_to_px": list(job.geometry.content.padded_hw) if job.geometry.content.padded else None,
         "iterations": params.iterations,
         "iterations_run": tracker.iteration,
         "optimizer": params.optimizer,
@@ -332,7 +392,11 @@ def stylize(
 
 
 def floor_step_fn(
-    params: StyleParams, shape: tuple[int, int], content: np.ndarray | None = None
+    params: StyleParams,
+    shape: tuple[int, int],
+    content: np.ndarray | None = None,
+    *,
+    weights: WeightSource | None = None,
 ) -> Callable[[], np.ndarray]:
     """A callable doing one forward and backward pass of the backbone, truncated at the deepest layer ``params``
     use, on an image of ``shape`` (height, width), at the precision ``params`` resolve to. The bench times it as
@@ -340,7 +404,9 @@ def floor_step_fn(
 
     The pass runs on ``content`` resized to ``shape`` (the engine's first iterate with ``init=content``: the same
     input), or on uniform noise when no content is given."""
-    backbone, _cached, _content, _style, _order, extractor = _network(params, resolve_precision(params.precision))
+    backbone, _cached, _content, _style, _order, extractor = _network(
+        params, resolve_precision(params.precision), weights
+    )
     step = backend.floor_fn(extractor, backbone.preprocess)
     if content is not None:
         image = images.resize(images.check_image(content, "content"), shape)

