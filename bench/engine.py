@@ -29,7 +29,7 @@ import resource
 import statistics
 import sys
 import time
-from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +43,6 @@ PAPER_TABLE_4_1 = {  # backbone -> (seconds, total variation) as printed in the 
     "xception": (804.3, 9898.414),
     "efficientnetb7": (2574.4, 34714.414),
 }
-RANDOM_WEIGHTS_ENV = "ATELIER_TEST_RANDOM_WEIGHTS"
 
 
 def sample(kind: str, name: str) -> Path:
@@ -76,12 +75,13 @@ def peak_rss_mib() -> float:
 # --- the float32 yardstick ---------------------------------------------------------------------------------------
 
 
-def losses_in_float32(image_rgb: Any, content_rgb: Any, style_rgb: Any, params: Any) -> dict[str, float]:
+def losses_in_float32(image_rgb: Any, content_rgb: Any, style_rgb: Any, params: Any, weights: Any = None
+                      ) -> dict[str, float]:
     """Losses of an output image scored by a float32 backbone with the targets and weights of ``params``, so a
     bfloat16 run's result and a float32 run's result are measured with the same yardstick."""
     from worker.engine import evaluate_losses
 
-    return evaluate_losses(image_rgb, content_rgb, [style_rgb], params.replace(precision="float32"))
+    return evaluate_losses(image_rgb, content_rgb, [style_rgb], params.replace(precision="float32"), weights=weights)
 
 
 # --- timing -------------------------------------------------------------------------------------------------------
@@ -99,27 +99,17 @@ def time_calls(step, count: int) -> list[float]:
 # --- one row ------------------------------------------------------------------------------------------------------
 
 
-@contextmanager
-def random_weights(enabled: bool):
-    """Set the engine's test-only random-weights switch for one backbone's row, then restore it."""
-    previous = os.environ.get(RANDOM_WEIGHTS_ENV)
-    if enabled:
-        os.environ[RANDOM_WEIGHTS_ENV] = "1"
-    try:
-        yield
-    finally:
-        if previous is None:
-            os.environ.pop(RANDOM_WEIGHTS_ENV, None)
-        else:
-            os.environ[RANDOM_WEIGHTS_ENV] = previous
-
-
 def bench_backbone(backbone: str, content_rgb: Any, style_rgb: Any, args: argparse.Namespace) -> dict[str, Any]:
     import keras
 
     from shared.errors import WeightsMissing
     from shared.params import StyleParams
+    from shared.settings import Settings
     from worker.engine import floor_step_fn, stylize
+    from worker.weights_config import weight_source
+
+    # Where the engine finds weights: the settings (ATELIER_WEIGHTS_DIR, ...), as a worker would.
+    weights = weight_source(Settings.from_env())
 
     params = StyleParams.from_mapping({
         "backbone": backbone, "size": args.size, "iterations": args.iterations, "precision": args.precision,
@@ -131,28 +121,29 @@ def bench_backbone(backbone: str, content_rgb: Any, style_rgb: Any, args: argpar
     # costs that a real 300-iteration job amortises, not per-iteration overhead.
     random_fallback = False
     try:
-        warm = stylize(content_rgb, [style_rgb], params)
+        warm = stylize(content_rgb, [style_rgb], params, weights=weights)
     except WeightsMissing as error:
         if not args.random_fallback:
             raise
         print(f"note: {backbone}: {error.message}; timing it with random weights", file=sys.stderr)
         random_fallback = True
-    with random_weights(random_fallback):
-        if random_fallback:
-            warm = stylize(content_rgb, [style_rgb], params)
-        # Rounds of (floor block, engine run), each the same number of passes, adjacent in time: this machine is
-        # shared, so a ratio of two measurements taken minutes apart would mostly measure the neighbours.
-        floor_step = floor_step_fn(params, tuple(warm.metrics["size_px"]), content_rgb) if args.floor else None
+        weights = replace(weights, random=True)  # the engine's test-only switch, passed in explicitly
+    if random_fallback:
+        warm = stylize(content_rgb, [style_rgb], params, weights=weights)
+    # Rounds of (floor block, engine run), each the same number of passes, adjacent in time: this machine is
+    # shared, so a ratio of two measurements taken minutes apart would mostly measure the neighbours.
+    floor_step = (floor_step_fn(params, tuple(warm.metrics["size_px"]), content_rgb, weights=weights)
+                  if args.floor else None)
+    if floor_step is not None:
+        time_calls(floor_step, 2)  # trace and warm up
+    engine_s: list[float] = []
+    floor_s: list[float] = []
+    for _round in range(args.rounds):
         if floor_step is not None:
-            time_calls(floor_step, 2)  # trace and warm up
-        engine_s: list[float] = []
-        floor_s: list[float] = []
-        for _round in range(args.rounds):
-            if floor_step is not None:
-                floor_s.append(statistics.fmean(time_calls(floor_step, args.iterations)))
-            result = stylize(content_rgb, [style_rgb], params)
-            engine_s.append(result.metrics["seconds_per_iteration"])
-        final_f32 = losses_in_float32(result.image, content_rgb, style_rgb, params)["total"]
+            floor_s.append(statistics.fmean(time_calls(floor_step, args.iterations)))
+        result = stylize(content_rgb, [style_rgb], params, weights=weights)
+        engine_s.append(result.metrics["seconds_per_iteration"])
+    final_f32 = losses_in_float32(result.image, content_rgb, style_rgb, params, weights)["total"]
 
     metrics = result.metrics
     ratios = [engine / floor for engine, floor in zip(engine_s, floor_s, strict=False)]

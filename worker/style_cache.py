@@ -84,10 +84,11 @@ def storage_key(fields: dict[str, Any]) -> str:
     return f"{KEY_PREFIX}{digest}.npz"
 
 
-def _engine_compute(styles: list[Any], params: StyleParams) -> Any:
+def _engine_compute(styles: list[Any], params: StyleParams, *, weights: Any = None) -> Any:
+    """``weights``: the engine's ``WeightSource`` (``worker/weights_config.py``; the worker binds it)."""
     from worker.engine import compute_style_targets  # TensorFlow loads in the job's process, never before a fork
 
-    return compute_style_targets(styles, params)
+    return compute_style_targets(styles, params, weights=weights)
 
 
 def _engine_precision(params: StyleParams) -> str:

@@ -5,14 +5,15 @@ from __future__ import annotations
 import logging
 import os
 import socket
-from functools import lru_cache
+from functools import lru_cache, partial
 
 from services.registry import JobRegistry
 from services.storage import open_storage
 from shared.tasks import STYLIZE_TASK
 from worker.celery_app import app, settings
-from worker.runner import JobRunner, WorkerIdentity
-from worker.style_cache import StyleTargetCache
+from worker.runner import JobRunner, WorkerIdentity, _engine_stylize
+from worker.style_cache import StyleTargetCache, _engine_compute
+from worker.weights_config import weight_source
 
 log = logging.getLogger(__name__)
 
@@ -23,12 +24,15 @@ def _runner(pid: int) -> JobRunner:
     between a parent and its children. Keyed by pid so a forked child never reuses its parent's."""
     registry = JobRegistry.from_url(settings.redis_url)
     storage = open_storage(settings)
+    # The engine reads no environment: where its weights are comes from the settings, handed to every call.
+    weights = weight_source(settings)
     return JobRunner(
         registry,
         storage,
         settings,
         WorkerIdentity(hostname=socket.gethostname(), pid=pid),
-        style_cache=StyleTargetCache(storage, registry.redis),
+        stylize=partial(_engine_stylize, weights=weights),
+        style_cache=StyleTargetCache(storage, registry.redis, compute=partial(_engine_compute, weights=weights)),
     )
 
 

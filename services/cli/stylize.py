@@ -138,6 +138,11 @@ def _run_engine(content_rgb: Any, style_rgbs: list[Any], params: StyleParams, *,
 
     with _quiet_tensorflow_import():
         from worker.engine import stylize as engine_stylize
+    from shared.settings import Settings
+    from worker.weights_config import weight_source
+
+    # The engine reads no environment; the weights folders come from the settings (ATELIER_WEIGHTS_DIR, ...).
+    weights = weight_source(Settings.from_env())
 
     interrupted = _InterruptFlag()
     bars: list[Any] = []  # created at the first report, so an error found while starting up stays one line
@@ -156,7 +161,7 @@ def _run_engine(content_rgb: Any, style_rgbs: list[Any], params: StyleParams, *,
 
     try:
         with interrupted:
-            return engine_stylize(content_rgb, style_rgbs, params, on_progress=on_progress)
+            return engine_stylize(content_rgb, style_rgbs, params, on_progress=on_progress, weights=weights)
     finally:
         for bar in bars:
             bar.close()
