@@ -24,6 +24,11 @@ Drain: a worker asked to stop finishes the job it is running.
 Metrics and logs: ``task_prerun``/``task_postrun`` bind the job id to every log line and add the delivery that ended
 a job to the cluster metrics in Redis (``services/metrics.py``); a heartbeat thread in the child marks the worker
 alive.
+
+Capabilities: the same heartbeat thread advertises what this worker can run (``services/capabilities.py``: its
+queues, the backbones whose weight files it has, what ``precision=auto`` resolves to, its device), written once
+the child has built its backbone and refreshed on every beat, so the key lives exactly as long as the worker. The
+child deletes it when it stops; a killed worker's key expires after ``capabilities.TTL_S``.
 """
 
 from __future__ import annotations
@@ -40,12 +45,14 @@ from typing import Any
 import redis
 from celery import Celery, bootsteps, signals
 
-from services import metrics
+from services import capabilities, metrics
 from services.redis_keys import job_key
 from shared.jobs import STATUS_VALUES, is_terminal
 from shared.logging import JOB_ID, json_handler_setup
 from shared.settings import Settings
 from shared.tasks import STYLIZE_TASK
+from shared.weights import available_backbones
+from worker.weights_config import weight_source
 
 log = logging.getLogger(__name__)
 
@@ -53,12 +60,14 @@ log = logging.getLogger(__name__)
 # is still loading then simply receives its first job later).
 PRELOAD_WAIT_S = 600.0
 
-_state: dict[str, Any] = {"settings": None, "ready": None, "heartbeat": None, "client": None, "client_pid": None}
+_state: dict[str, Any] = {"settings": None, "ready": None, "heartbeat": None, "client": None, "client_pid": None,
+                          "app": None}
 
 
 def install(app: Celery, settings: Settings) -> None:
     """Connect the hooks for a worker app built from ``settings``."""
     _state["settings"] = settings
+    _state["app"] = app
     # Created in the main process before the pool forks, so the child and the main process share it.
     _state["ready"] = multiprocessing.get_context("fork").Event()
     app.steps["worker"].add(PreloadGate)
@@ -136,7 +145,8 @@ def preload_backbone(settings: Settings) -> str | None:
 
     params = StyleParams() if choice == "default" else StyleParams.from_mapping({"backbone": choice})
     started_s = time.monotonic()
-    _backbone, cached = get_backbone(params.backbone, params.pooling, resolve_precision(params.precision))
+    _backbone, cached = get_backbone(params.backbone, params.pooling, resolve_precision(params.precision),
+                                     weight_source(settings))
     log.info("backbone %s ready in %.1f s (already built: %s)", params.backbone, time.monotonic() - started_s,
              cached, extra={"event": "backbone_ready", "backbone": params.backbone})
     return params.backbone
@@ -152,7 +162,61 @@ def _on_child_start(**_: Any) -> None:
         log.exception("could not preload backbone %r; it will be built on the first job", settings.preload_backbone)
     finally:
         _state["ready"].set()
-    _start_heartbeat(settings)
+    _start_heartbeat(settings, _capabilities(settings))
+
+
+def _consumed_queues() -> tuple[str, ...]:
+    """The queues this worker consumes (``-Q``): Celery selects them on the app before the pool forks."""
+    app = _state.get("app")
+    if app is None:
+        return ()
+    queues = app.amqp.queues
+    selected = getattr(queues, "consume_from", None)  # None or empty: no -Q, the worker consumes every queue
+    return tuple(sorted(selected or queues))
+
+
+def device_name() -> str:
+    """``gpu:<name>`` for the first accelerator the engine's Keras backend sees, else ``cpu``. Called in the pool
+    child only (it asks the backend, which loads TensorFlow or JAX)."""
+    import keras
+
+    try:
+        if keras.backend.backend() == "tensorflow":
+            import tensorflow as tf
+
+            gpus = tf.config.list_physical_devices("GPU")
+            if gpus:
+                return "gpu:" + str(tf.config.experimental.get_device_details(gpus[0]).get("device_name", gpus[0].name))
+        elif keras.backend.backend() == "jax":
+            import jax
+
+            gpus = [d for d in jax.devices() if d.platform == "gpu"]
+            if gpus:
+                return "gpu:" + str(gpus[0].device_kind)
+    except Exception:
+        log.exception("could not name the accelerator; advertising cpu")
+    return "cpu"
+
+
+def _capabilities(settings: Settings) -> capabilities.WorkerCapabilities | None:
+    """What this process can run (weights by file existence: no model is built for it)."""
+    try:
+        from worker.engine.engine import resolve_precision  # in the pool child: TensorFlow may load here
+
+        precision = resolve_precision("auto")
+        device = device_name()
+    except Exception:
+        log.exception("could not resolve precision=auto; advertising it as unknown")
+        precision, device = "unknown", "unknown"
+    return capabilities.WorkerCapabilities(
+        hostname=socket.gethostname(),
+        pid=os.getpid(),
+        queues=_consumed_queues(),
+        backbones=available_backbones(weight_source(settings)),
+        precision=precision,
+        device=device,
+        started_at=capabilities.now_iso(),
+    )
 
 
 class PreloadGate(bootsteps.StartStopStep):
@@ -183,19 +247,29 @@ def worker_id() -> str:
 
 
 class Heartbeat(threading.Thread):
-    """Writes this process's heartbeat into Redis every ``interval_s`` until stopped (daemon thread)."""
+    """Writes this process's heartbeat (and its capabilities, when given) into Redis every ``interval_s`` until
+    stopped (daemon thread)."""
 
-    def __init__(self, redis_url: str, interval_s: float = metrics.WORKER_HEARTBEAT_INTERVAL_S) -> None:
+    def __init__(
+        self,
+        redis_url: str,
+        interval_s: float = metrics.WORKER_HEARTBEAT_INTERVAL_S,
+        worker_capabilities: capabilities.WorkerCapabilities | None = None,
+    ) -> None:
         super().__init__(name="atelier-heartbeat", daemon=True)
         self.client = redis.Redis.from_url(redis_url, socket_connect_timeout=2, socket_timeout=5)
         self.interval_s = interval_s
         self.worker_id = worker_id()
+        self.capabilities = worker_capabilities
         self.stopped = threading.Event()
 
     def run(self) -> None:
         while not self.stopped.is_set():
             try:
                 metrics.heartbeat(self.client, self.worker_id)
+                if self.capabilities is not None:
+                    # Rewritten every beat (TTL three beats): comes back by itself after Redis lost it.
+                    capabilities.advertise(self.client, self.capabilities)
             except redis.RedisError as exc:
                 log.warning("heartbeat failed: %s", exc)
             self.stopped.wait(self.interval_s)
@@ -204,12 +278,14 @@ class Heartbeat(threading.Thread):
         self.stopped.set()
         try:
             metrics.forget_worker(self.client, self.worker_id)
+            if self.capabilities is not None:
+                capabilities.withdraw(self.client, self.capabilities.worker_id)
         except redis.RedisError:
-            pass  # it expires from the alive count on its own
+            pass  # both expire on their own
 
 
-def _start_heartbeat(settings: Settings) -> None:
-    beat = Heartbeat(settings.redis_url)
+def _start_heartbeat(settings: Settings, worker_capabilities: capabilities.WorkerCapabilities | None = None) -> None:
+    beat = Heartbeat(settings.redis_url, worker_capabilities=worker_capabilities)
     beat.start()
     _state["heartbeat"] = beat
 
@@ -224,6 +300,9 @@ def _on_child_stop(**_: Any) -> None:
 
 
 def _on_shutting_down(sig: str | None = None, how: str | None = None, exitcode: Any = None, **_: Any) -> None:
+    # A worker that is stopping takes no new jobs: stop advertising it. (With a prefork pool the heartbeat lives in
+    # the child, which withdraws in worker_process_shutdown; with --pool solo it lives here.)
+    _on_child_stop()
     if how == "Warm":
         log.info("%s: warm shutdown, finishing the running job before exiting (drain)", sig,
                  extra={"event": "drain"})
