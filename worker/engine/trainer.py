@@ -49,6 +49,7 @@ from typing import Any
 import keras
 import numpy as np
 from keras import ops
+from PIL import Image
 
 from shared.errors import EngineError, ParamError
 from shared.params import BACKBONES, POOLINGS, StyleParams
@@ -232,11 +233,20 @@ def _prepare_contents(contents: Sequence[np.ndarray], params: TrainParams) -> li
         height, width = content.shape[:2]
         scale = short_px / min(height, width)
         shape = (max(short_px, round(height * scale)), max(short_px, round(width * scale)))
-        resized = images.resize(content, shape)
+        resized = _resize_uint8(content, shape)
         if params.preserve_color == "luminance":
-            resized = color.luminance_as_rgb(resized)
-        out.append(images.to_uint8(resized))
+            resized = images.to_uint8(color.luminance_as_rgb(resized.astype(np.float32)))
+        out.append(resized)
     return out
+
+
+def _resize_uint8(image: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Pillow's bilinear resize (antialiased when shrinking, like ``images.resize``). Not ``images.resize``: on
+    Keras' JAX backend every new crop shape would compile a resize program, and random crops have many shapes."""
+    if tuple(image.shape[:2]) == tuple(shape):
+        return np.ascontiguousarray(image)
+    resized = Image.fromarray(np.ascontiguousarray(image)).resize((shape[1], shape[0]), Image.Resampling.BILINEAR)
+    return np.asarray(resized)
 
 
 def _sample_batch(rng: np.random.Generator, pool: list[np.ndarray], params: TrainParams) -> np.ndarray:
@@ -250,7 +260,7 @@ def _sample_batch(rng: np.random.Generator, pool: list[np.ndarray], params: Trai
         side = min(height, width, max(params.size, round(min(height, width) / scale)))
         top = int(rng.integers(height - side + 1))
         left = int(rng.integers(width - side + 1))
-        crop = images.resize(image[top : top + side, left : left + side], (params.size, params.size))
+        crop = _resize_uint8(image[top : top + side, left : left + side], (params.size, params.size))
         if rng.random() < 0.5:
             crop = crop[:, ::-1]
         batch[b] = crop
@@ -363,8 +373,13 @@ def train(
         step, elapsed_before, history = resume.step, resume.elapsed_s, list(resume.history)
     resumed_from = step
 
-    loss_args = (list(grams), [w for _n, w in content_layers], [w for _n, w in style_layers],
-                 [params.content_weight, params.style_weight, params.tv_weight])
+    # Arrays (not lists of floats): the backends map over the structure's leaves.
+    loss_args = (
+        [np.asarray(g, np.float32) for g in grams],
+        np.array([w for _n, w in content_layers], np.float32),
+        np.array([w for _n, w in style_layers], np.float32),
+        np.array([params.content_weight, params.style_weight, params.tv_weight], np.float32),
+    )
     train_step = engine.backend.TrainStep(model.net, extractor, backbone.preprocess, optimizer,
                                           _batch_loss(content_index, style_index), loss_args)
     probe_image = _center_probe(probe if probe is not None else contents[0], params.size)
