@@ -7,6 +7,14 @@
 - ``s3_endpoint``: a moto S3 server over real HTTP on a free port; the AWS_* credential variables are set for the
   session so boto3 (in this process and in subprocesses that inherit the environment) can sign requests.
 - ``s3_bucket``: a fresh bucket name per test (created on first use by ``S3Storage``).
+- ``local_stack`` / ``s3_stack``: the real service (gunicorn API + one Celery worker with the real VGG19 weights, see
+  tests/e2e/stack.py) over local storage / over S3, started once per session on first use and shared by every test
+  package that needs one (tests/e2e, tests/batch). Tests using them carry ``xdist_group("local_stack")`` so that,
+  under pytest-xdist, they all run in the one process that holds the stack.
+
+Markers (pyproject.toml): ``integration`` is added here to every test that uses the real Redis or S3 endpoint, and
+``slow`` and ``integration`` to every test on a shared stack, so a new test is marked correctly without remembering
+to. ``make test-fast`` runs ``-m "not slow"``.
 """
 
 from __future__ import annotations
@@ -14,11 +22,29 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import redis
 
 from services.devstack import MotoS3Server, RedisServer
+
+# A test using one of these talks to a real server (our own, cheap to start once per session): integration.
+SERVICE_FIXTURES = frozenset({"redis_server", "redis_url", "isolated_redis_url", "s3_endpoint"})
+# A test using one of these runs jobs on a real worker with the real weights: slow and integration, and under
+# pytest-xdist (--dist loadgroup) in the one process that started the stack.
+STACK_FIXTURES = frozenset({"local_stack", "s3_stack"})
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the xdist_group marks
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        names = set(getattr(item, "fixturenames", ()))
+        if names & STACK_FIXTURES:
+            item.add_marker(pytest.mark.slow)
+            item.add_marker(pytest.mark.xdist_group("local_stack"))
+        if names & (SERVICE_FIXTURES | STACK_FIXTURES) and not item.get_closest_marker("integration"):
+            item.add_marker(pytest.mark.integration)
 
 
 @pytest.fixture(scope="session")
@@ -66,3 +92,21 @@ def s3_endpoint() -> Iterator[str]:
 @pytest.fixture
 def s3_bucket() -> str:
     return "atelier-test-" + uuid.uuid4().hex[:12]
+
+
+@pytest.fixture(scope="session")
+def local_stack(redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    from e2e.stack import start_stack, stop_stack
+
+    stack = start_stack("local", redis_server, tmp_path_factory.mktemp("e2e-local"))
+    yield stack
+    stop_stack(stack)
+
+
+@pytest.fixture(scope="session")
+def s3_stack(redis_server: RedisServer, s3_endpoint: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    from e2e.stack import start_stack, stop_stack
+
+    stack = start_stack("s3", redis_server, tmp_path_factory.mktemp("e2e-s3"), s3_endpoint)
+    yield stack
+    stop_stack(stack)

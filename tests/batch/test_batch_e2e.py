@@ -1,5 +1,6 @@
 """Batches through the real stack: gunicorn API + one Celery worker (the compose command lines) with the real VGG19
-weights, the tests' own Redis (a database of its own) and local storage; ``atelier batch`` as a subprocess.
+weights, the tests' own Redis and local storage; ``atelier batch`` as a subprocess. The stack is the session's
+``local_stack`` (tests/conftest.py), shared with tests/e2e: starting another worker would cost seconds of CPU.
 
 Tiny work (32 px, 3 iterations) keeps a job near a second on 2 cores. One worker on purpose: it makes the
 interactive-before-bulk ordering deterministic, and with one worker kombu's default round-robin queue order would
@@ -16,7 +17,6 @@ import subprocess
 import sys
 import time
 import zipfile
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,18 +26,12 @@ import requests
 
 from services.cli.dev import Child
 from services.client import Client
-from services.commands import api_argv, worker_argv
-from services.devstack import RedisServer, free_port
 from services.manifest import MANIFEST_NAME
-from shared.celery_config import make_celery
-from shared.settings import Settings
 
 from .conftest import image_bytes
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.xdist_group("local_stack")]
 
-DB = 7
-READY_TIMEOUT_S = 240.0
 ATELIER = str(Path(sys.executable).parent / "atelier")
 STYLE_DIR = Path(__file__).resolve().parents[2] / "examples" / "style"
 TINY = ["--size", "32", "--iterations", "3"]
@@ -64,46 +58,9 @@ class BatchStack:
 
 
 @pytest.fixture(scope="module")
-def batch_stack(redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[BatchStack]:
-    tmp = tmp_path_factory.mktemp("batch-stack")
-    redis_url = f"redis://127.0.0.1:{redis_server.port}/{DB}"
-    client = redis.Redis.from_url(redis_url)
-    client.flushdb()  # our own server and database
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ATELIER_")}
-    env.update({"ATELIER_REDIS_URL": redis_url, "ATELIER_STORAGE": "file://" + str(tmp / "storage"),
-                "ATELIER_PROGRESS_MIN_INTERVAL_S": "0", "PYTHONUNBUFFERED": "1",
-                "ATELIER_AUTH": "off"})
-    port = free_port()
-    api = Child("api", api_argv(f"127.0.0.1:{port}", workers=1, threads=4), env, tmp / "api.log", Path.cwd())
-    worker = Child("worker", worker_argv(hostname="batch@%h"), env, tmp / "worker.log", Path.cwd())
-    stack = BatchStack(f"http://127.0.0.1:{port}", Client(f"http://127.0.0.1:{port}"), client, api, worker)
-    try:
-        _wait_ready(stack, Settings.from_env(env))
-        yield stack
-    finally:
-        api.stop()
-        worker.stop()
-        client.close()
-
-
-def _wait_ready(stack: BatchStack, settings: Settings) -> None:
-    celery = make_celery(settings)
-    deadline = time.monotonic() + READY_TIMEOUT_S
-    try:
-        while time.monotonic() < deadline:
-            for child in (stack.api, stack.worker):
-                if not child.alive():
-                    raise RuntimeError(f"{child.name} exited early:\n{stack.logs()}")
-            try:
-                api_ok = requests.get(stack.api_url + "/readyz", timeout=2).status_code == 200
-            except requests.RequestException:
-                api_ok = False
-            if api_ok and celery.control.ping(timeout=0.5):
-                return
-            time.sleep(0.2)
-    finally:
-        celery.close()
-    raise RuntimeError(f"stack not ready in {READY_TIMEOUT_S} s:\n{stack.logs()}")
+def batch_stack(local_stack) -> BatchStack:
+    return BatchStack(local_stack.api_url, local_stack.client, local_stack.registry.redis, local_stack.api,
+                      local_stack.worker)
 
 
 def _make_folder(root: Path, count: int) -> list[str]:

@@ -12,12 +12,12 @@ import pytest
 import requests
 from PIL import Image
 
-from services.client import NotReadyError
+from services.client import ApiError, NotReadyError
 from shared.jobs import metrics_key, result_key
 
 from .conftest import CONTENT, STYLE, Stack, descendants, wait_until
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.xdist_group("local_stack")]  # shared stacks
 
 
 def submit(stack: Stack, **params) -> str:
@@ -108,14 +108,18 @@ def test_cancel_a_queued_job_and_a_running_job(local_stack: Stack):
     assert not stack.storage.exists(result_key(queued_id))
 
 
-def test_engine_failure_gives_failed_with_a_code(local_stack: Stack):
-    # A real trigger: Xception's official weights file is not in ATELIER_WEIGHTS_DIR (an empty folder).
-    job = wait_terminal(local_stack, submit(local_stack, size=32, iterations=2, backbone="xception"))
-    assert job["status"] == "failed"
-    assert job["error"]["code"] == "weights_missing"
-    assert "xception_weights_tf_dim_ordering_tf_kernels_notop.h5" in job["error"]["message"]
-    assert "Traceback" not in job["error"]["message"]
-    assert job["result"] is None
+def test_a_backbone_no_worker_has_weights_for_is_refused_at_the_door(local_stack: Stack):
+    # A real trigger: Xception's official weights file is not in ATELIER_WEIGHTS_DIR (an empty folder), and the
+    # live worker says so in what it advertises; the API refuses instead of queueing a job that must fail.
+    wait_until(lambda: requests.get(f"{local_stack.api_url}/v1/capabilities", timeout=5).json()["workers"], 60,
+               what="the worker's capabilities")
+    view = requests.get(f"{local_stack.api_url}/v1/capabilities", timeout=5).json()
+    assert view["backbones"]["vgg19"] >= 1 and view["backbones"]["xception"] == 0
+    assert view["accepting"]["xception"] is False
+    with pytest.raises(ApiError) as refused:
+        submit(local_stack, size=32, iterations=2, backbone="xception")
+    assert refused.value.status == 422 and refused.value.code == "backbone_unavailable"
+    assert "vgg19" in refused.value.message
 
 
 def _tiff() -> bytes:
