@@ -4,9 +4,11 @@ Each worker process that runs jobs (the pool child, after it built its backbone:
 key and rewrites it on every heartbeat (``REFRESH_INTERVAL_S``); the key expires ``TTL_S`` after the last write, so a
 worker killed without a goodbye disappears on its own, and one that stops in an orderly way deletes its key at once.
 
-Redis layout (one string per worker, JSON):
+Redis layout (keys named in ``services.redis_keys``): one string per worker, JSON, plus an index of the workers so a
+reader never scans the keyspace (the API reads this on every submission, and the keyspace holds every job):
 
     atelier:capabilities:<hostname>:<pid>   TTL TTL_S
+    atelier:capabilities-index              sorted set: worker id -> the epoch second its key expires
     {"hostname": "gpu-node-3", "pid": 4242, "queues": ["interactive", "bulk"],
      "backbones": ["vgg19"], "precision": "float32", "device": "cpu", "started_at": "2026-01-01T12:00:00+00:00"}
 
@@ -24,6 +26,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -31,10 +34,11 @@ from typing import Any
 
 import redis
 
+from services.redis_keys import CAPABILITIES_INDEX_KEY, CAPABILITIES_KEY_PREFIX, capabilities_key
+
 log = logging.getLogger(__name__)
 
-# Key of one worker's capabilities: KEY_PREFIX + "<hostname>:<pid>". (All key names will move into one module.)
-KEY_PREFIX = "atelier:capabilities:"
+KEY_PREFIX = CAPABILITIES_KEY_PREFIX
 # A worker rewrites its key this often; the key lives three intervals, so one slow Redis round trip does not make a
 # worker vanish (the same rule as the liveness heartbeat in services/metrics.py).
 REFRESH_INTERVAL_S = 10.0
@@ -78,24 +82,34 @@ def now_iso() -> str:
 
 
 def worker_key(worker_id: str) -> str:
-    return KEY_PREFIX + worker_id
+    return capabilities_key(worker_id)
 
 
 def advertise(client: redis.Redis, capabilities: WorkerCapabilities, *, ttl_s: float = TTL_S) -> None:
     """Write (or refresh) this worker's key with a TTL of ``ttl_s``; call it every ``REFRESH_INTERVAL_S``."""
-    client.set(worker_key(capabilities.worker_id), json.dumps(capabilities.to_dict()), px=int(ttl_s * 1000))
+    expires_s = time.time() + ttl_s
+    with client.pipeline() as pipe:  # MULTI: the index never names a worker whose key was not written
+        pipe.set(worker_key(capabilities.worker_id), json.dumps(capabilities.to_dict()), px=int(ttl_s * 1000))
+        pipe.zadd(CAPABILITIES_INDEX_KEY, {capabilities.worker_id: expires_s})
+        pipe.execute()
 
 
 def withdraw(client: redis.Redis, worker_id: str) -> None:
     """Remove a worker's key at once (orderly shutdown)."""
-    client.delete(worker_key(worker_id))
+    with client.pipeline() as pipe:
+        pipe.delete(worker_key(worker_id))
+        pipe.zrem(CAPABILITIES_INDEX_KEY, worker_id)
+        pipe.execute()
 
 
 def live_workers(client: redis.Redis) -> list[WorkerCapabilities]:
     """Every worker whose key has not expired, sorted by worker id. Unreadable entries are skipped (logged)."""
-    keys = sorted(client.scan_iter(match=KEY_PREFIX + "*", count=500))
-    if not keys:
+    # Workers killed without a goodbye leave an index entry whose key expired: drop those first.
+    client.zremrangebyscore(CAPABILITIES_INDEX_KEY, "-inf", time.time())
+    worker_ids = sorted(member.decode() for member in client.zrange(CAPABILITIES_INDEX_KEY, 0, -1))
+    if not worker_ids:
         return []
+    keys = [worker_key(worker_id) for worker_id in worker_ids]
     workers = []
     for key, raw in zip(keys, client.mget(keys), strict=True):
         if raw is None:  # expired between SCAN and MGET

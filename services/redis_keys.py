@@ -20,8 +20,8 @@ Requests (``api.ratelimit``, ``api.idempotency``): ``atelier:rate:<tenant>:<wind
 
 Workers: ``atelier:metrics:…`` (``services.metrics``; counters, histograms, ``atelier:metrics:workers``),
 ``atelier:style-targets:lock:<storage key>`` (``worker.style_cache``), ``atelier:reconciler:lock`` and
-``atelier:reconciler:no-lease-since:<id>`` (``worker.reconciler``), ``atelier:capabilities:<worker id>``
-(``services.capabilities``).
+``atelier:reconciler:no-lease-since:<id>`` (``worker.reconciler``), ``atelier:capabilities:<worker id>`` and
+``atelier:capabilities-index`` (``services.capabilities``).
 """
 
 from __future__ import annotations
@@ -91,6 +91,7 @@ STYLE_TARGETS_LOCK_PREFIX = PREFIX + "style-targets:lock:"
 RECONCILER_LOCK_KEY = PREFIX + "reconciler:lock"
 RECONCILER_NO_LEASE_PREFIX = PREFIX + "reconciler:no-lease-since:"
 CAPABILITIES_KEY_PREFIX = PREFIX + "capabilities:"
+CAPABILITIES_INDEX_KEY = PREFIX + "capabilities-index"  # sorted set: worker id -> epoch second its key expires
 
 
 def style_targets_lock_key(storage_key: str) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 
 import pytest
@@ -41,6 +42,15 @@ def test_advertised_workers_are_listed_and_answer_per_backbone(client):
     assert key.startswith(capabilities.KEY_PREFIX) and 0 < client.pttl(key) <= capabilities.TTL_S * 1000
 
 
+def test_listing_reads_the_index_not_the_keyspace(client):
+    # A worker key without an index entry is not found: live_workers never scans (the keyspace holds every job).
+    client.set(capabilities.worker_key("ghost:9"), json.dumps(_worker(9).to_dict()), ex=30)
+    assert capabilities.live_workers(client) == []
+    capabilities.advertise(client, _worker(1), ttl_s=0.2)
+    time.sleep(0.3)
+    assert capabilities.live_workers(client) == [] and client.zcard("atelier:capabilities-index") == 0
+
+
 def test_a_key_expires_unless_refreshed_and_withdraw_removes_it_at_once(client):
     capabilities.advertise(client, _worker(1), ttl_s=0.3)
     capabilities.advertise(client, _worker(2), ttl_s=30)
@@ -51,7 +61,8 @@ def test_a_key_expires_unless_refreshed_and_withdraw_removes_it_at_once(client):
 
 
 def test_unreadable_entries_are_skipped(client):
-    client.set(capabilities.KEY_PREFIX + "junk:1", b"not json", ex=30)
+    capabilities.advertise(client, _worker(1))
+    client.set(capabilities.worker_key("node-a:1"), b"not json", ex=30)  # corrupted in place
     capabilities.advertise(client, _worker(3))
     assert [w.pid for w in capabilities.live_workers(client)] == [3]
 
