@@ -23,7 +23,8 @@
 The objective is the Gatys engine's own: the loss network is the cached backbone from ``backbones``, truncated at
 the deepest layer used, and each image of a batch is scored by ``objective.total_loss`` (``losses.content_loss``,
 ``style_loss``, ``total_variation_loss``) against its own content features and the style Grams, computed once by
-``engine.compute_style_targets``; the batch loss is the mean over images. Only the gradient step is backend
+``engine.compute_style_targets``, with the relative losses' normalisers floored against the engine's reference
+noise as ``engine._objective`` does; the batch loss is the mean over images. Only the gradient step is backend
 specific (``backend_tf.TrainStep`` / ``backend_jax.TrainStep``).
 
 Data: Johnson trained on 80k COCO images resized to 256x256 for two epochs. We train on what the caller has, so
@@ -53,7 +54,8 @@ from PIL import Image
 
 from shared.errors import EngineError, ParamError
 from shared.params import BACKBONES, POOLINGS, StyleParams
-from worker.engine import color, engine, feedforward, images, objective
+from shared.weights import WeightSource
+from worker.engine import color, engine, feedforward, images, losses, objective
 from worker.engine.engine import Progress
 from worker.engine.feedforward import FastStyleModel
 
@@ -294,13 +296,18 @@ def _fingerprint(params: TrainParams, styles: Sequence[np.ndarray], contents: Se
 def _batch_loss(content_index: tuple[int, ...], style_index: tuple[int, ...]) -> Callable:
     """``loss_fn`` for ``TrainStep``: every image of the batch scored by the Gatys objective, terms averaged."""
 
-    def loss_fn(features, content_features, output, style_grams, content_lw, style_lw, loss_w):
+    def loss_fn(features, content_features, output, style_grams, content_lw, style_lw, loss_w, content_floors,
+                style_scales):
         per_image = []
         for b in range(output.shape[0]):  # the batch size is static in a traced step
             outputs_b = [f[b : b + 1] for f in features]
             targets_b = [content_features[i][b : b + 1] for i in content_index]
+            # losses.relative_scale in the graph: each crop's own mean square, floored as the Gatys engine floors it
+            # (a crop of flat sky would otherwise make its content loss explode).
+            content_scales = [ops.maximum(ops.mean(ops.square(t)), content_floors[k]) for k, t in enumerate(targets_b)]
             terms = objective.total_loss(outputs_b, output[b : b + 1], content_index, style_index, targets_b,
-                                         style_grams, content_lw, style_lw, loss_w)
+                                         style_grams, content_lw, style_lw, loss_w,
+                                         content_scales, [style_scales[k] for k in range(len(style_index))])
             per_image.append(ops.stack(terms))
         mean = ops.mean(ops.stack(per_image), axis=0)
         return mean[0], mean[1], mean[2], mean[3]
@@ -347,8 +354,10 @@ def train(
     on_checkpoint: Callable[[TrainState], None] | None = None,
     resume: TrainState | None = None,
     probe: np.ndarray | None = None,
+    weights: WeightSource | None = None,
 ) -> TrainResult:
-    """Train a fast-style network on ``contents`` for ``styles``; see the module docstring."""
+    """Train a fast-style network on ``contents`` for ``styles``; see the module docstring. ``weights`` is where the
+    loss network's weights come from, as for ``stylize`` (default: the engine's)."""
     started = time.perf_counter()
     fingerprint = _fingerprint(params, styles, contents)
     if resume is not None:
@@ -357,8 +366,10 @@ def train(
     style_images = _styles_for_training(styles, pool, params)
     style_params = params.style_params()
     style_params.with_styles(len(style_images))
-    grams = engine.compute_style_targets(list(style_images), style_params).grams
-    backbone, _cached, content_layers, style_layers, layer_order, extractor = engine._network(style_params, "float32")
+    grams = engine.compute_style_targets(list(style_images), style_params, weights=weights).grams
+    backbone, _cached, content_layers, style_layers, layer_order, extractor = engine._network(
+        style_params, "float32", weights
+    )
     content_index = tuple(layer_order.index(name) for name, _w in content_layers)
     style_index = tuple(layer_order.index(name) for name, _w in style_layers)
 
@@ -373,12 +384,23 @@ def train(
         step, elapsed_before, history = resume.step, resume.elapsed_s, list(resume.history)
     resumed_from = step
 
+    # The relative losses' floors from the loss network's response to the engine's reference noise at the crop
+    # size, exactly as engine._objective computes them for a Gatys job (losses.py explains the floor).
+    forward = engine.backend.features_fn(extractor, backbone.preprocess)
+    reference = forward(engine._reference_noise((params.size, params.size, 3)))
+    content_floors = [losses.relative_scale(0.0, engine._mean_square(reference[i])) for i in content_index]
+    style_scales = [
+        losses.relative_scale(engine._mean_square(g), engine._mean_square(engine.backend.gram_fn(reference[i])))
+        for i, g in zip(style_index, grams, strict=True)
+    ]
     # Arrays (not lists of floats): the backends map over the structure's leaves.
     loss_args = (
         [np.asarray(g, np.float32) for g in grams],
         np.array([w for _n, w in content_layers], np.float32),
         np.array([w for _n, w in style_layers], np.float32),
         np.array([params.content_weight, params.style_weight, params.tv_weight], np.float32),
+        np.array(content_floors, np.float32),
+        np.array(style_scales, np.float32),
     )
     train_step = engine.backend.TrainStep(model.net, extractor, backbone.preprocess, optimizer,
                                           _batch_loss(content_index, style_index), loss_args)
@@ -420,10 +442,10 @@ def train(
         if step % params.progress_every == 0 or step == params.steps:
             mean = np.mean(window, axis=0)
             window = []
-            losses = {name: float(v) for name, v in zip(LOSS_NAMES, mean, strict=True)}
+            reported = {name: float(v) for name, v in zip(LOSS_NAMES, mean, strict=True)}
             elapsed = elapsed_before + time.perf_counter() - started
-            history.append({"step": step, "elapsed_s": round(elapsed, 3), **losses})
-            if on_progress is not None and on_progress(Progress(step, params.steps, losses, elapsed, preview)):
+            history.append({"step": step, "elapsed_s": round(elapsed, 3), **reported})
+            if on_progress is not None and on_progress(Progress(step, params.steps, reported, elapsed, preview)):
                 cancelled = True
                 break
         if on_checkpoint is not None and params.checkpoint_every and step % params.checkpoint_every == 0 \
