@@ -9,6 +9,7 @@ Jobs (``services.registry``):
 - ``atelier:jobs``: sorted set of every job id, score = creation time (epoch seconds), for newest-first listing;
 - ``atelier:jobs:status:<status>``: the same, per status, so a filtered listing reads only matching ids;
 - ``atelier:jobs:tenant:<tenant>`` and ``atelier:jobs:tenant:<tenant>:status:<status>``: the same two per tenant;
+- ``atelier:jobs:tenant:<tenant>:kind:<kind>`` and ``…:kind:<kind>:status:<status>``: the same per tenant and kind;
 - ``atelier:lease:<id>``: the lease a worker holds while it runs the job (``worker.lease``).
 
 Batches (``services.batches``): ``atelier:batch:<id>`` (JSON), ``…:items`` (list), ``…:names`` (hash name -> job id).
@@ -46,6 +47,11 @@ def status_index_key(status: str) -> str:
 
 def tenant_index_key(tenant: str, status: str | None = None) -> str:
     return TENANT_INDEX_PREFIX + tenant + (f":status:{status}" if status else "")
+
+
+def kind_index_key(tenant: str, kind: str, status: str | None = None) -> str:
+    """A tenant's jobs of one kind (``/v1/styles`` lists ``train_style``), optionally in one status."""
+    return TENANT_INDEX_PREFIX + tenant + f":kind:{kind}" + (f":status:{status}" if status else "")
 
 
 def lease_key(job_id: str) -> str:

@@ -24,6 +24,7 @@ from services.redis_client import compare_and_delete, connect, redis_errors
 from services.redis_keys import (
     ALL_JOBS_KEY,
     job_key,
+    kind_index_key,
     lease_key,
     status_index_key,
     tenant_index_key,
@@ -74,17 +75,20 @@ class JobRegistry:
 
     @redis_errors
     def list(
-        self, status: str | None = None, limit: int = 20, cursor: str | None = None, *, tenant: str | None = None
+        self, status: str | None = None, limit: int = 20, cursor: str | None = None, *, tenant: str | None = None,
+        kind: str | None = None,
     ) -> tuple[Records, str | None]:
         """Newest first. ``cursor`` is the ``next_cursor`` of the previous page; it stays valid when new jobs
-        arrive (it names the last job seen, not an offset)."""
+        arrive (it names the last job seen, not an offset). ``kind`` (with ``tenant``) lists one kind of work."""
         if status is not None and status not in STATUS_VALUES:
             raise BadRequest("bad_status", f"status={status!r} is not allowed; expected one of "
                              + ", ".join(STATUS_VALUES), field="status")
         if not 1 <= limit <= MAX_LIST_LIMIT:
             raise BadRequest("bad_limit", f"limit={limit} is not allowed; expected 1 to {MAX_LIST_LIMIT}",
                              field="limit")
-        if tenant is not None:
+        if tenant is not None and kind is not None:
+            index = kind_index_key(tenant, kind, status)
+        elif tenant is not None:
             index = tenant_index_key(tenant, status)
         else:
             index = status_index_key(status) if status else ALL_JOBS_KEY
@@ -134,26 +138,24 @@ class JobRegistry:
                 raise ValueError(f"job {job_id!r} already exists")
             pipe.multi()
             pipe.set(job_key(job_id), json.dumps(record.to_dict()))
-            pipe.zadd(ALL_JOBS_KEY, {job_id: score})
-            pipe.zadd(status_index_key(record.status), {job_id: score})
-            pipe.zadd(tenant_index_key(record.tenant), {job_id: score})
-            pipe.zadd(tenant_index_key(record.tenant, record.status), {job_id: score})
+            for index in (*_lifetime_indexes(record), *_status_indexes(record, record.status)):
+                pipe.zadd(index, {job_id: score})
             pipe.execute()
 
     @redis_errors
     def delete(self, job_id: str) -> None:
         """Remove a record and its index entries (rollback of a request that could not be enqueued)."""
         raw = self.redis.get(job_key(job_id))
-        tenant = JobRecord.from_dict(json.loads(raw)).tenant if raw is not None else None
+        record = JobRecord.from_dict(json.loads(raw)) if raw is not None else None
         pipe = self.redis.pipeline()
         pipe.delete(job_key(job_id), lease_key(job_id))
         pipe.zrem(ALL_JOBS_KEY, job_id)
         for status in STATUS_VALUES:
             pipe.zrem(status_index_key(status), job_id)
-            if tenant is not None:
-                pipe.zrem(tenant_index_key(tenant, status), job_id)
-        if tenant is not None:
-            pipe.zrem(tenant_index_key(tenant), job_id)
+            for index in _status_indexes(record, status) if record is not None else ():
+                pipe.zrem(index, job_id)
+        for index in _lifetime_indexes(record) if record is not None else ():
+            pipe.zrem(index, job_id)
         pipe.execute()
 
     def update(self, job_id: str, **fields: Any) -> JobRecord:
@@ -322,10 +324,10 @@ class JobRegistry:
                     pipe.set(key, json.dumps(new_record.to_dict()))
                     if new_record.status != old_status:
                         score = _score(new_record)
-                        pipe.zrem(status_index_key(old_status), job_id)
-                        pipe.zadd(status_index_key(new_record.status), {job_id: score})
-                        pipe.zrem(tenant_index_key(new_record.tenant, old_status), job_id)
-                        pipe.zadd(tenant_index_key(new_record.tenant, new_record.status), {job_id: score})
+                        for index in _status_indexes(new_record, old_status):
+                            pipe.zrem(index, job_id)
+                        for index in _status_indexes(new_record, new_record.status):
+                            pipe.zadd(index, {job_id: score})
                         if is_terminal(new_record.status):
                             # Same MULTI as the status change: each job counted exactly once (services/metrics.py).
                             metrics.count_job_finished(pipe, new_record.to_dict())
@@ -349,6 +351,17 @@ if not holder then
 end
 return 0
 """
+
+def _lifetime_indexes(record: JobRecord) -> tuple[str, ...]:
+    """The indexes a job is in from creation to deletion, whatever its status."""
+    return ALL_JOBS_KEY, tenant_index_key(record.tenant), kind_index_key(record.tenant, record.kind)
+
+
+def _status_indexes(record: JobRecord, status: str) -> tuple[str, ...]:
+    """The indexes a job is in while it has ``status``."""
+    return (status_index_key(status), tenant_index_key(record.tenant, status),
+            kind_index_key(record.tenant, record.kind, status))
+
 
 def _score(record: JobRecord) -> float:
     return parse_iso(record.created_at).timestamp()

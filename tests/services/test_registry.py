@@ -221,3 +221,23 @@ def test_redis_down_is_unavailable():
         with pytest.raises(Unavailable) as info:
             call()
         assert info.value.code == "redis_unavailable"
+
+
+def test_listing_one_kind_of_a_tenant_follows_its_status(registry):
+    from shared.jobs import JobRecord
+
+    image_job = _new(registry, tenant="t1")
+    training = JobRecord(id=new_job_id(), kind="train_style", tenant="t1", queue="bulk")
+    registry.create(training)
+    other_tenant = JobRecord(id=new_job_id(), kind="train_style", tenant="t2", queue="bulk")
+    registry.create(other_tenant)
+
+    assert [r.id for r in registry.list(tenant="t1", kind="train_style")[0]] == [training.id]
+    assert [r.id for r in registry.list(tenant="t1", kind="stylize")[0]] == [image_job]
+    registry.mark_running(training.id, "h", 1)
+    assert registry.list(tenant="t1", kind="train_style", status="queued")[0] == []
+    assert [r.id for r in registry.list(tenant="t1", kind="train_style", status="running")[0]] == [training.id]
+    registry.delete(training.id)
+    assert registry.list(tenant="t1", kind="train_style")[0] == []
+    assert not [key for key in registry.redis.scan_iter("atelier:jobs:tenant:t1:kind:train_style*")
+                if registry.redis.zcard(key)]
