@@ -20,13 +20,13 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from shared.errors import AtelierError, Unavailable
 from shared.images import encode_png, load_rgb
-from shared.jobs import JobRecord, JobStatus, metrics_key, parse_iso, result_key
+from shared.jobs import JobKind, JobRecord, JobStatus, metrics_key, parse_iso, result_key
 from shared.params import StyleParams
 from shared.settings import Settings
 from worker.faults import crash_if_requested
@@ -60,8 +60,16 @@ class WorkerIdentity:
         return f"{self.hostname}:{self.pid}"
 
 
+# What runs one kind of job once its delivery is claimed: (record, lease, task start on the monotonic clock) ->
+# the final status or an outcome above. It reads its inputs, calls the engine, stores its outputs and ends the job
+# through the runner's ``finish_succeeded``/``finish_canceled``/``fail``; everything around it (the lease, the
+# delivery cap, cancel before start, error codes) is the runner's and the same for every kind.
+KindHandler = Callable[[JobRecord, JobLease, float], str]
+
+
 class JobRunner:
-    """Runs jobs for one worker process. ``stylize`` is the engine entry point (injectable for tests)."""
+    """Runs jobs for one worker process. ``stylize`` is the engine entry point (injectable for tests); ``handlers``
+    adds kinds of work besides ``stylize`` (``worker/tasks.py`` registers them)."""
 
     def __init__(
         self,
@@ -73,6 +81,7 @@ class JobRunner:
         stylize: Callable[..., Any] = _engine_stylize,
         lease_ttl_s: float | None = None,
         style_cache: StyleTargetCache | None = None,
+        handlers: Mapping[str, KindHandler] | None = None,
     ) -> None:
         self.registry = registry
         self.storage = storage
@@ -83,6 +92,7 @@ class JobRunner:
         # Shares style targets between jobs, workers and batches (worker/style_cache.py); None: the engine computes
         # them inside every stylize call.
         self.style_cache = style_cache
+        self.handlers: dict[str, KindHandler] = {JobKind.STYLIZE.value: self._stylize_and_store, **(handlers or {})}
 
     def run(self, job_id: str) -> str:
         """Run one delivery of ``job_id``; returns the job's final status or one of the outcomes above.
@@ -117,24 +127,43 @@ class JobRunner:
             return SKIPPED
         deliveries = int(record.deliveries or 0)
         if deliveries > self.settings.max_deliveries:
-            return self._fail(job_id, "worker_lost",
+            return self.fail(job_id, "worker_lost",
                               f"the job was started {deliveries} times and its worker was lost each time (killed or "
                               f"out of memory?); giving up after {self.settings.max_deliveries} attempts")
         crash_if_requested(record)  # test-only switch (worker/faults.py); does nothing unless its variable is set
         if record.cancel_requested:
-            return self._finish_canceled(job_id, None)
+            return self.finish_canceled(job_id, None)
+        handler = self.handlers.get(record.kind)
+        if handler is None:
+            return self.fail(job_id, "unsupported_kind", f"this worker does not run jobs of kind {record.kind!r}; "
+                             f"it runs: {', '.join(sorted(self.handlers))}")
         try:
-            return self._stylize_and_store(job_id, record, lease, task_started_s)
+            return handler(record, lease, task_started_s)
         except Unavailable as exc:
             # Storage down (or Redis, in which case this _fail raises too and the task errors out in the log).
             log.exception("job %s failed: %s", job_id, exc.code)
-            return self._fail(job_id, exc.code, exc.message)
+            return self.fail(job_id, exc.code, exc.message)
         except Exception as exc:  # the job fails; the worker lives on for the next one
             code, message = describe_failure(exc)
             log.exception("job %s failed: %s", job_id, code)
-            return self._fail(job_id, code, message)
+            return self.fail(job_id, code, message)
 
-    def _stylize_and_store(self, job_id: str, record: JobRecord, lease: JobLease, task_started_s: float) -> str:
+    def progress_reporter(self, job_id: str, lease: JobLease) -> ProgressReporter:
+        """The reporter every kind hands its engine call: throttled progress, previews, cancel and lease checks."""
+        return ProgressReporter(
+            self.registry, self.storage, job_id,
+            min_interval_s=self.settings.progress_min_interval_s,
+            preview_every=self.settings.preview_every,
+            lease_lost=lease.lost,
+        )
+
+    def store(self, key: str, data: bytes, content_type: str, what: str) -> None:
+        """Put an output with the configured retries (outputs are at deterministic keys: a rerun overwrites)."""
+        with_backoff(lambda: self.storage.put(key, data, content_type=content_type),
+                     attempts=self.settings.storage_retry_attempts, what=what)
+
+    def _stylize_and_store(self, record: JobRecord, lease: JobLease, task_started_s: float) -> str:
+        job_id = record.id
         inputs = record.inputs
         storage_s = 0.0
         t0 = time.monotonic()
@@ -143,12 +172,7 @@ class JobRunner:
         storage_s += time.monotonic() - t0
         params = StyleParams.from_mapping(record.params).with_styles(len(styles))
 
-        reporter = ProgressReporter(
-            self.registry, self.storage, job_id,
-            min_interval_s=self.settings.progress_min_interval_s,
-            preview_every=self.settings.preview_every,
-            lease_lost=lease.lost,
-        )
+        reporter = self.progress_reporter(job_id, lease)
         engine_started_s = time.monotonic()
         engine_kwargs: dict[str, Any] = {}
         targets_outcome = None
@@ -163,13 +187,12 @@ class JobRunner:
             log.error("job %s: lease lost mid-run; another delivery owns it now, discarding this run", job_id)
             return LEASE_LOST
         if result.cancelled:
-            return self._finish_canceled(job_id, result.metrics)
+            return self.finish_canceled(job_id, result.metrics)
 
         t0 = time.monotonic()
         height, width = int(result.image.shape[0]), int(result.image.shape[1])
         png = encode_png(result.image)
-        with_backoff(lambda: self.storage.put(result_key(job_id), png, content_type="image/png"),
-                     attempts=self.settings.storage_retry_attempts, what=f"job {job_id} result upload")
+        self.store(result_key(job_id), png, "image/png", f"job {job_id} result upload")
         metrics = dict(result.metrics)
         if targets_outcome is not None:
             metrics.update(targets_outcome.metrics())
@@ -185,8 +208,7 @@ class JobRunner:
         # Everything this task spent beyond the engine call: record reads/writes, decoding, storage, PNG encoding.
         metrics["worker_overhead_s"] = round(time.monotonic() - task_started_s - engine_wall_s, 3)
         metrics_json = json.dumps(metrics, indent=2).encode()
-        with_backoff(lambda: self.storage.put(metrics_key(job_id), metrics_json, content_type="application/json"),
-                     attempts=self.settings.storage_retry_attempts, what=f"job {job_id} metrics upload")
+        self.store(metrics_key(job_id), metrics_json, "application/json", f"job {job_id} metrics upload")
         self.registry.finish(
             job_id, JobStatus.SUCCEEDED,
             result={"key": result_key(job_id), "width": width, "height": height},
@@ -198,14 +220,14 @@ class JobRunner:
 
     # --- endings ----------------------------------------------------------------------------------------------
 
-    def _finish_canceled(self, job_id: str, metrics: dict[str, Any] | None) -> str:
+    def finish_canceled(self, job_id: str, metrics: dict[str, Any] | None) -> str:
         self.registry.finish(job_id, JobStatus.CANCELED,
                              error={"code": "canceled", "message": "the job was canceled at the client's request"},
                              metrics=metrics)
         log.info("job %s canceled", job_id)
         return JobStatus.CANCELED.value
 
-    def _fail(self, job_id: str, code: str, message: str) -> str:
+    def fail(self, job_id: str, code: str, message: str) -> str:
         self.registry.finish(job_id, JobStatus.FAILED, error={"code": code, "message": message})
         return JobStatus.FAILED.value
 

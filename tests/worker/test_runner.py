@@ -191,3 +191,32 @@ def test_runner_output_is_deterministic_in_keys(registry, storage, settings, mak
     keys = sorted(storage.list_keys(f"results/{job_id}/"))
     assert keys == sorted([result_key(job_id), metrics_key(job_id), f"results/{job_id}/previews/000020.png"])
     assert np.asarray(load_rgb(storage.get(result_key(job_id)))).shape[1] == 32
+
+
+def test_another_kind_runs_under_the_same_lease_delivery_count_and_finish(registry, storage, settings):
+    from shared.jobs import JobRecord, new_job_id
+
+    seen = {}
+
+    def train(record, lease, started_s):
+        seen["kind"], seen["lease_held"] = record.kind, lease.token.startswith(IDENTITY.owner)
+        seen["deliveries"] = registry.get(record.id).deliveries
+        registry.finish(record.id, "succeeded", result={"key": f"models/{record.id}/model.atls"})
+        return "succeeded"
+
+    job = JobRecord(id=new_job_id(), kind="train_style", queue="bulk")
+    registry.create(job)
+    runner = make_runner(registry, storage, settings, FakeEngine(), handlers={"train_style": train})
+    assert runner.run(job.id) == "succeeded"
+    assert seen == {"kind": "train_style", "lease_held": True, "deliveries": 1}
+    assert registry.get(job.id).status == "succeeded" and not registry.redis.exists(f"atelier:lease:{job.id}")
+
+
+def test_a_kind_this_worker_does_not_run_fails_naming_what_it_runs(registry, storage, settings):
+    from shared.jobs import JobRecord, new_job_id
+
+    job = JobRecord(id=new_job_id(), kind="video", queue="bulk")
+    registry.create(job)
+    assert make_runner(registry, storage, settings, FakeEngine()).run(job.id) == "failed"
+    error = registry.get(job.id).error
+    assert error["code"] == "unsupported_kind" and "'video'" in error["message"] and "stylize" in error["message"]
