@@ -21,7 +21,7 @@ from typing import Any
 from services.batches import MAX_ITEMS_PAGE, MAX_NAME_CHARS
 from services.registry import MAX_LIST_LIMIT
 from shared.jobs import STATUS_VALUES
-from shared.params import MAX_STYLES, PARAM_SPECS, ParamSpec
+from shared.params import MAX_STYLES, PARAM_SPECS, json_schema
 from shared.tasks import INTERACTIVE_QUEUE, QUEUES
 
 OPENAPI_VERSION = "3.1.0"
@@ -67,44 +67,8 @@ _REPLAYED = _header("Always 'true': this is the answer of the first request with
 # --- params --------------------------------------------------------------------------------------------------------
 
 
-def _param_schema(spec: ParamSpec) -> dict[str, Any]:
-    """The exact JSON Schema of one ``params`` field: what ``shared.params`` accepts, no more, no less (apart from the
-    cross-field rule on ``style_blend``, said in its description)."""
-    prop: dict[str, Any] = {"description": spec.help, "default": spec.default}
-    if spec.kind == "int":
-        prop.update(type="integer", minimum=spec.minimum, maximum=spec.maximum)
-    elif spec.kind == "optional_int":
-        prop.update(type=["integer", "null"], minimum=spec.minimum, maximum=spec.maximum)
-    elif spec.kind == "float":
-        prop.update(type="number", minimum=spec.minimum, maximum=spec.maximum)
-    elif spec.kind == "choice":
-        prop.update(type="string", enum=list(spec.choices))
-    elif spec.kind == "float_list":
-        prop.update(description=spec.help + " One weight per 'style' part, at least one of them positive.",
-                    oneOf=[{"type": "null"},
-                           {"type": "array", "minItems": 1, "maxItems": MAX_STYLES,
-                            "items": {"type": "number", "minimum": 0, "maximum": spec.maximum},
-                            "contains": {"type": "number", "exclusiveMinimum": 0}}])
-    elif spec.kind == "layer_weights":
-        name = {"type": "string", "minLength": 1, "maxLength": 128, "description": "A Keras layer name of the "
-                "backbone, such as block4_conv2 (VGG19)."}
-        weight = {"type": "number", "minimum": 0, "maximum": 1000}
-        prop.update(description=spec.help + " A list of layer names (equal weights) or an object of layer name -> "
-                    "weight.",
-                    oneOf=[{"type": "null"},
-                           {"type": "array", "minItems": 1, "maxItems": 64, "items": name},
-                           {"type": "object", "minProperties": 1, "maxProperties": 64,
-                            "propertyNames": {"minLength": 1, "maxLength": 128},
-                            "additionalProperties": weight}])
-    else:  # pragma: no cover - a new kind must be described here
-        raise AssertionError(spec.kind)
-    return prop
-
-
 def params_schema() -> dict[str, Any]:
-    return {"type": "object", "additionalProperties": False, "description": "Stylization parameters; every field "
-            "is optional and defaults as shown.", "properties": {spec.name: _param_schema(spec)
-                                                                 for spec in PARAM_SPECS}}
+    return json_schema(PARAM_SPECS, "Stylization parameters; every field is optional and defaults as shown.")
 
 
 # --- schemas -------------------------------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -26,6 +27,7 @@ PRECISIONS = ("auto", "float32", "bfloat16")
 POOLINGS = ("max", "avg")
 
 MAX_STYLES = 8
+MODEL_ID_PATTERN = "^[0-9a-f]{32}$"  # shared.jobs.new_job_id: a style model's id is its training job's
 
 
 @dataclass(frozen=True)
@@ -33,7 +35,7 @@ class ParamSpec:
     """How one parameter is typed, bounded and documented."""
 
     name: str
-    kind: str  # "int" | "float" | "choice" | "float_list" | "layer_weights" | "optional_int"
+    kind: str  # "int" | "float" | "choice" | "float_list" | "layer_weights" | "optional_int" | "model_id"
     default: Any
     help: str
     minimum: float | None = None
@@ -53,6 +55,8 @@ class ParamSpec:
             return f"a list of up to {MAX_STYLES} numbers from 0 to {_fmt(self.maximum)} with a positive sum"
         if self.kind == "layer_weights":
             return "an object mapping Keras layer names to weights from 0 to 1000, or a list of layer names"
+        if self.kind == "model_id":
+            return "the id of a style model (32 hexadecimal characters, from POST /v1/styles) or null"
         raise AssertionError(self.kind)
 
 
@@ -90,6 +94,10 @@ PARAM_SPECS: tuple[ParamSpec, ...] = (
     ParamSpec("early_stop_tol", "float", 0.0, "Stop when relative improvement over the window is below this (0: off).",
               0, 1),
     ParamSpec("early_stop_window", "int", 20, "Iterations over which early stop measures improvement.", 1, 1000),
+    ParamSpec("style_model", "model_id", None, "Style with a trained style model (POST /v1/styles) in one forward "
+              "pass instead of optimizing; give no style images then."),
+    ParamSpec("refine_iterations", "int", 0, "With style_model: Gatys iterations started from the network's "
+              "output (0: the network's output as it is).", 0, 10000),
 )
 
 SPECS_BY_NAME: dict[str, ParamSpec] = {spec.name: spec for spec in PARAM_SPECS}
@@ -125,11 +133,13 @@ class StyleParams:
     learning_rate: float = _default("learning_rate")
     early_stop_tol: float = _default("early_stop_tol")
     early_stop_window: int = _default("early_stop_window")
+    style_model: str | None = _default("style_model")
+    refine_iterations: int = _default("refine_iterations")
 
     def __post_init__(self) -> None:
         for spec in PARAM_SPECS:
             value = getattr(self, spec.name)
-            object.__setattr__(self, spec.name, _coerce(spec, value))
+            object.__setattr__(self, spec.name, coerce(spec, value))
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any] | None) -> StyleParams:
@@ -146,7 +156,17 @@ class StyleParams:
                       SPECS_BY_NAME[name].default is None})
 
     def with_styles(self, style_count: int) -> StyleParams:
-        """Check ``style_blend`` against the number of style images; returns self for chaining."""
+        """Check the style images against the params: none with ``style_model`` (the model is the style), else 1 to
+        ``MAX_STYLES`` with one ``style_blend`` weight each. Returns self for chaining."""
+        if self.style_model is not None:
+            if style_count:
+                raise ParamError("style_images_with_style_model", f"got {style_count} style images and style_model="
+                                 f"{self.style_model!r}; the model is the style: send no 'style' parts",
+                                 field="style")
+            return self
+        if self.refine_iterations:
+            raise ParamError("refine_without_style_model", f"refine_iterations={self.refine_iterations} needs a "
+                             "style_model; without one, use iterations", field="refine_iterations")
         if not 1 <= style_count <= MAX_STYLES:
             raise ParamError("bad_style_count", f"got {style_count} style images; allowed: 1 to {MAX_STYLES}",
                              field="style")
@@ -181,27 +201,48 @@ class StyleParams:
         return dataclasses.replace(self, **changes)
 
 
-def json_schema() -> dict[str, Any]:
-    """JSON Schema of the ``params`` object (used in the OpenAPI description)."""
-    props: dict[str, Any] = {}
-    for spec in PARAM_SPECS:
-        prop: dict[str, Any] = {"description": spec.help, "default": spec.default}
-        if spec.kind == "int":
-            prop.update(type="integer", minimum=spec.minimum, maximum=spec.maximum)
-        elif spec.kind == "optional_int":
-            prop.update(type=["integer", "null"], minimum=spec.minimum, maximum=spec.maximum)
-        elif spec.kind == "float":
-            prop.update(type="number", minimum=spec.minimum, maximum=spec.maximum)
-        elif spec.kind == "choice":
-            prop.update(type="string", enum=list(spec.choices))
-        elif spec.kind == "float_list":
-            prop.update(type=["array", "null"], maxItems=MAX_STYLES,
-                        items={"type": "number", "minimum": 0, "maximum": spec.maximum})
-        elif spec.kind == "layer_weights":
-            prop.update(oneOf=[{"type": "null"}, {"type": "array", "items": {"type": "string"}},
-                               {"type": "object", "additionalProperties": {"type": "number", "minimum": 0}}])
-        props[spec.name] = prop
-    return {"type": "object", "additionalProperties": False, "properties": props}
+def spec_json_schema(spec: ParamSpec) -> dict[str, Any]:
+    """The exact JSON Schema of one parameter: what ``coerce`` accepts, no more, no less (apart from cross-field
+    rules such as ``style_blend`` having one weight per style, said in the description). The OpenAPI description
+    is built from this."""
+    prop: dict[str, Any] = {"description": spec.help, "default": spec.default}
+    if spec.kind == "int":
+        prop.update(type="integer", minimum=spec.minimum, maximum=spec.maximum)
+    elif spec.kind == "optional_int":
+        prop.update(type=["integer", "null"], minimum=spec.minimum, maximum=spec.maximum)
+    elif spec.kind == "float":
+        prop.update(type="number", minimum=spec.minimum, maximum=spec.maximum)
+    elif spec.kind == "choice":
+        prop.update(type="string", enum=list(spec.choices))
+    elif spec.kind == "model_id":
+        prop.update(type=["string", "null"], pattern=MODEL_ID_PATTERN)
+    elif spec.kind == "float_list":
+        prop.update(description=spec.help + " One weight per 'style' part, at least one of them positive.",
+                    oneOf=[{"type": "null"},
+                           {"type": "array", "minItems": 1, "maxItems": MAX_STYLES,
+                            "items": {"type": "number", "minimum": 0, "maximum": spec.maximum},
+                            "contains": {"type": "number", "exclusiveMinimum": 0}}])
+    elif spec.kind == "layer_weights":
+        name = {"type": "string", "minLength": 1, "maxLength": 128, "description": "A Keras layer name of the "
+                "backbone, such as block4_conv2 (VGG19)."}
+        weight = {"type": "number", "minimum": 0, "maximum": 1000}
+        prop.update(description=spec.help + " A list of layer names (equal weights) or an object of layer name -> "
+                    "weight.",
+                    oneOf=[{"type": "null"},
+                           {"type": "array", "minItems": 1, "maxItems": 64, "items": name},
+                           {"type": "object", "minProperties": 1, "maxProperties": 64,
+                            "propertyNames": {"minLength": 1, "maxLength": 128},
+                            "additionalProperties": weight}])
+    else:  # pragma: no cover - a new kind must be described here
+        raise AssertionError(spec.kind)
+    return prop
+
+
+def json_schema(specs: tuple[ParamSpec, ...] = PARAM_SPECS, description: str = "") -> dict[str, Any]:
+    """JSON Schema of a ``params`` object made of ``specs`` (used in the OpenAPI description)."""
+    return {"type": "object", "additionalProperties": False,
+            "description": description or "Every field is optional and defaults as shown.",
+            "properties": {spec.name: spec_json_schema(spec) for spec in specs}}
 
 
 # --- coercion -------------------------------------------------------------------------------------------------
@@ -215,7 +256,7 @@ def _bad(spec: ParamSpec, value: Any) -> ParamError:
                       field=spec.name)
 
 
-def _coerce(spec: ParamSpec, value: Any) -> Any:
+def coerce(spec: ParamSpec, value: Any) -> Any:
     if value is None:
         if spec.default is None:
             return None
@@ -232,6 +273,10 @@ def _coerce(spec: ParamSpec, value: Any) -> Any:
         return _coerce_float_list(spec, value)
     if spec.kind == "layer_weights":
         return _coerce_layer_weights(spec, value)
+    if spec.kind == "model_id":
+        if not isinstance(value, str) or not re.fullmatch(MODEL_ID_PATTERN, value):
+            raise _bad(spec, value)
+        return value
     raise AssertionError(spec.kind)
 
 

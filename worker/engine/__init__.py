@@ -13,7 +13,8 @@
 - ``on_progress(Progress) -> bool | None`` is called every ``params.progress_every`` iterations and once at the
   end; returning True cancels (the engine stops at once and ``result.cancelled`` is True).
 - ``result.image`` is uint8 with long side ``params.size``; ``result.metrics`` is JSON-serialisable: backbone,
-  weights, precision, size_px, padded_to_px (the size the network ran at for a thin content, else null), iterations, iterations_run, optimizer, seconds, optimize_seconds, trace_seconds
+  weights, precision, size_px, padded_to_px (the size the network ran at for a thin content, else null),
+  iterations, iterations_run, optimizer, seconds, optimize_seconds, trace_seconds
   (graph tracing inside the first evaluation, 0 when reused), seconds_per_iteration (steady, tracing excluded),
   losses.{initial,final}.{content,style,tv,total} (weighted terms; they sum to total), total_variation,
   stopped_early_at, cancelled, backbone_build_s, backbone_cached, style_targets (computed|reused),

@@ -64,18 +64,20 @@ import keras
 import numpy as np
 from keras import layers, ops
 
+from shared import params, train_params
 from shared.errors import EngineError, ParamError
 from worker.engine import color, images
 
 # Johnson's channel counts at width 1.0: the first 9x9 convolution, then each stride-2 stage.
 BASE_CHANNELS = (32, 64, 128)
-DEFAULT_RESIDUAL_BLOCKS = 5  # Johnson's network for 256 px inputs
-MIN_WIDTH, MAX_WIDTH = 1 / 32, 4.0
-MAX_RESIDUAL_BLOCKS = 16
+# Architecture bounds live with the training parameters the API validates (shared/train_params.py).
+DEFAULT_RESIDUAL_BLOCKS, MIN_WIDTH, MAX_WIDTH, MAX_RESIDUAL_BLOCKS = (
+    train_params.DEFAULT_RESIDUAL_BLOCKS, train_params.MIN_WIDTH, train_params.MAX_WIDTH,
+    train_params.MAX_RESIDUAL_BLOCKS)
 DOWNSAMPLE = 4  # two stride-2 stages
 MIN_NET_SIDE_PX = 5  # the first 9x9 convolution reflects 4 px, which needs 5 px after padding to a multiple of 4
 MIN_APPLY_SIDE_PX = 16  # stylize_fast edge-pads smaller images up to this
-PRESERVE_COLORS = ("none", "luminance", "histogram")
+PRESERVE_COLORS = params.PRESERVE_COLORS
 OUTPUT_ACTIVATION = "tanh"
 
 # --- file format constants -------------------------------------------------------------------------------------

@@ -41,10 +41,9 @@ the training set's before its Grams are taken, and the model matches each output
 from __future__ import annotations
 
 import hashlib
-import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
 import keras
@@ -53,7 +52,7 @@ from keras import ops
 from PIL import Image
 
 from shared.errors import EngineError, ParamError
-from shared.params import BACKBONES, POOLINGS, StyleParams
+from shared.train_params import RESUMABLE_CHANGES, TrainParams
 from shared.weights import WeightSource
 from worker.engine import color, engine, feedforward, images, losses, objective
 from worker.engine.engine import Progress
@@ -61,100 +60,8 @@ from worker.engine.feedforward import FastStyleModel
 
 LOSS_NAMES = engine.LOSS_NAMES
 STATE_FORMAT = "train_state"
-# (minimum, maximum) of every numeric parameter, checked in TrainParams.__post_init__.
-_BOUNDS: dict[str, tuple[float, float]] = {
-    "size": (16, 1024),
-    "steps": (1, 200_000),
-    "batch_size": (1, 64),
-    "learning_rate": (1e-6, 1.0),
-    "content_weight": (0, 1e9),
-    "style_weight": (0, 1e9),
-    "tv_weight": (0, 1e9),
-    "style_scale": (0.1, 4.0),
-    "width": (feedforward.MIN_WIDTH, feedforward.MAX_WIDTH),
-    "residual_blocks": (0, feedforward.MAX_RESIDUAL_BLOCKS),
-    "seed": (0, 2**32 - 1),
-    "checkpoint_every": (0, 200_000),
-    "progress_every": (1, 200_000),
-    "max_scale": (1.0, 4.0),
-}
-_INTS = {"size", "steps", "batch_size", "residual_blocks", "seed", "checkpoint_every", "progress_every"}
-# What a checkpoint may be resumed with a different value of: how long to go on and how often to report.
-_RESUMABLE_CHANGES = {"steps", "checkpoint_every", "progress_every"}
-
-
-@dataclass(frozen=True)
-class TrainParams:
-    """Validated training parameters (``ParamError`` names a bad value and what is allowed).
-
-    Defaults follow Johnson et al. where they apply (256 px, batch 4, Adam at 1e-3) and the Gatys engine for the
-    objective (its layers and relative losses, content 1, style 10, TV 1e-3: the same weights mean the same
-    balance in both engines)."""
-
-    size: int = 256  # side of the square training crops, px
-    steps: int = 2000
-    batch_size: int = 4
-    learning_rate: float = 1e-3
-    content_weight: float = 1.0
-    style_weight: float = 10.0
-    tv_weight: float = 1e-3
-    style_blend: tuple[float, ...] | None = None
-    style_scale: float = 1.0  # style image long side relative to size
-    preserve_color: str = "none"
-    width: float = 1.0
-    residual_blocks: int = feedforward.DEFAULT_RESIDUAL_BLOCKS
-    seed: int = 0
-    checkpoint_every: int = 0  # steps between on_checkpoint calls; 0: never
-    progress_every: int = 10
-    backbone: str = "vgg19"
-    pooling: str = "max"
-    content_layers: tuple[tuple[str, float], ...] | None = None  # default: the backbone's (backbones.py)
-    style_layers: tuple[tuple[str, float], ...] | None = None
-    max_scale: float = 1.5  # scale jitter: short side between 1x and this times size before the crop
-
-    def __post_init__(self) -> None:
-        for name, (low, high) in _BOUNDS.items():
-            value = getattr(self, name)
-            integer = name in _INTS
-            ok = not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
-            if ok and integer and isinstance(value, float):
-                ok = value.is_integer()
-            if not ok or not low <= value <= high:
-                kind = "an integer" if integer else "a number"
-                raise ParamError("param_out_of_range", f"{name}={value!r} is not allowed; expected {kind} from "
-                                 f"{low:g} to {high:g}", field=name)
-            object.__setattr__(self, name, int(value) if integer else float(value))
-        for name, choices in (("preserve_color", feedforward.PRESERVE_COLORS), ("backbone", BACKBONES),
-                              ("pooling", POOLINGS)):
-            if getattr(self, name) not in choices:
-                raise ParamError("param_out_of_range", f"{name}={getattr(self, name)!r} is not allowed; expected "
-                                 "one of " + ", ".join(choices), field=name)
-        # style_blend and the layer lists: the same coercion and messages as Gatys jobs.
-        checked = StyleParams(style_blend=self.style_blend, content_layers=self.content_layers,
-                              style_layers=self.style_layers)
-        for name in ("style_blend", "content_layers", "style_layers"):
-            object.__setattr__(self, name, getattr(checked, name))
-
-    def to_dict(self) -> dict[str, Any]:
-        out = asdict(self)
-        for name in ("content_layers", "style_layers"):
-            out[name] = dict(out[name]) if out[name] is not None else None
-        out["style_blend"] = list(self.style_blend) if self.style_blend is not None else None
-        return out
-
-    def replace(self, **changes: Any) -> TrainParams:
-        values = {f.name: getattr(self, f.name) for f in fields(self)}
-        values.update(changes)
-        return TrainParams(**values)
-
-    def style_params(self) -> StyleParams:
-        """The Gatys parameters describing the same loss network and style targets (float32: training always)."""
-        return StyleParams(
-            size=self.size, backbone=self.backbone, pooling=self.pooling, precision="float32",
-            content_layers=self.content_layers, style_layers=self.style_layers, style_blend=self.style_blend,
-            style_scale=self.style_scale, content_weight=self.content_weight, style_weight=self.style_weight,
-            tv_weight=self.tv_weight,
-        )
+# The parameters are shared with the API (bounds and defaults declared once, shared/train_params.py).
+_RESUMABLE_CHANGES = RESUMABLE_CHANGES
 
 
 @dataclass
