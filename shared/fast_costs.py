@@ -57,10 +57,10 @@ def choose_mode(n: int, costs: FastCosts) -> tuple[str, str]:
     fast, optimize = costs.fast_s(n), costs.optimize_total_s(n)
     even = break_even_batch(costs)
     mode = "fast" if fast < optimize else "optimize"
+    when = f"{even} images" if even is not None else "no batch size (a forward pass costs no less than optimizing)"
+    relation = "<" if mode == "fast" else ">="
     return mode, (f"{n} images: train {costs.train_s:.0f} s + {n} x {costs.apply_s:.3g} s = {fast:.0f} s "
-                  f"{'<' if mode == 'fast' else '>='} {n} x {costs.optimize_s:.3g} s = {optimize:.0f} s optimizing; "
-                  ("break-even at " + (f"{even} images" if even is not None
-                                       else "no batch size (a forward pass costs no less than optimizing)")))
+                  f"{relation} {n} x {costs.optimize_s:.3g} s = {optimize:.0f} s optimizing; break-even at {when}")
 
 
 __all__ = ["FastCosts", "break_even_batch", "choose_mode"]
