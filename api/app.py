@@ -9,7 +9,7 @@ from __future__ import annotations
 from flask import Flask
 
 from api import auth, ratelimit
-from api.blueprints import batches, capabilities, docs, health, jobs, metrics
+from api.blueprints import batches, capabilities, docs, health, jobs, metrics, styles
 from api.context import EXTENSION_NAME, ApiContext
 from api.errors import register_error_handlers
 from services.queue import JobQueue
@@ -38,7 +38,7 @@ def create_app(
     )
     register_error_handlers(app)
     ratelimit.install(app)
-    auth.install(app, [jobs.bp, batches.bp, capabilities.bp])
-    for blueprint in (jobs.bp, batches.bp, capabilities.bp, health.bp, docs.bp, metrics.bp):
+    auth.install(app, [jobs.bp, batches.bp, capabilities.bp, styles.bp])
+    for blueprint in (jobs.bp, batches.bp, capabilities.bp, styles.bp, health.bp, docs.bp, metrics.bp):
         app.register_blueprint(blueprint)
     return app

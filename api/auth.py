@@ -75,6 +75,10 @@ def _check_ownership(ctx: Any) -> None:
         record = ctx.registry.get(args["job_id"])
         if record is not None:
             require_owned(record.tenant, record.id, "job")
+    if "model_id" in args:
+        record = ctx.registry.get(args["model_id"])
+        if record is not None:
+            require_owned(record.tenant, record.id, "style_model")
     if "batch_id" in args:
         batch = BatchRegistry(ctx.registry).get(args["batch_id"])
         if batch is not None:

@@ -23,6 +23,7 @@ from services.registry import MAX_LIST_LIMIT
 from shared.jobs import STATUS_VALUES
 from shared.params import MAX_STYLES, PARAM_SPECS, json_schema
 from shared.tasks import INTERACTIVE_QUEUE, QUEUES
+from shared.train_params import TRAIN_PARAM_SPECS
 
 OPENAPI_VERSION = "3.1.0"
 API_VERSION = "1.0.0"
@@ -144,6 +145,40 @@ SCHEMAS: dict[str, Any] = {
             }},
         },
     },
+    "TrainParams": json_schema(TRAIN_PARAM_SPECS, "Fast-style training parameters; every field is optional and "
+                                                  "defaults as shown."),
+    "StyleModel": {
+        "type": "object",
+        "required": ["id", "status", "created_at", "params", "previews", "links"],
+        "properties": {
+            "id": {"type": "string", "description": "The model's id: pass it as params.style_model to POST /v1/jobs."},
+            "status": {"type": "string", "enum": list(STATUS_VALUES)},
+            "created_at": {"type": "string", "format": "date-time"},
+            "started_at": _NULLABLE_TIME,
+            "finished_at": _NULLABLE_TIME,
+            "params": _ref("TrainParams"),
+            "inputs": {"type": "object", "properties": {
+                "style_names": {"type": "array", "items": {"type": ["string", "null"]}},
+                "train_images": {"type": "integer", "minimum": 0},
+                "from_batch": {"type": ["string", "null"]},
+                "builtin_training_set": {"type": "boolean"}}},
+            "progress": _ref("Progress"),
+            "loss_curve": {"type": ["array", "null"], "items": {"type": "array", "items": {"type": "number"}},
+                           "description": "[[step, elapsed_s, total_loss], ...]; null in listings."},
+            "previews": {"type": "array", "items": {"type": "string"}},
+            "preview": {"type": ["string", "null"]},
+            "error": _NULLABLE_ERROR,
+            "metrics": {"type": ["object", "null"]},
+            "cancel_requested": {"type": "boolean"},
+            "links": {"type": "object", "additionalProperties": {"type": "string"}},
+        },
+    },
+    "StyleModelList": {
+        "type": "object",
+        "required": ["styles", "next_cursor"],
+        "properties": {"styles": {"type": "array", "items": _ref("StyleModel")},
+                       "next_cursor": {"type": ["string", "null"], "format": CURSOR_FORMAT}},
+    },
     "JobList": {
         "type": "object",
         "required": ["jobs", "next_cursor"],
@@ -239,6 +274,10 @@ _JOB_ID = {"name": "job_id", "in": "path", "required": True, "schema": {"type": 
            "description": "Job id as returned by POST /v1/jobs (unguessable); an unknown one is 404."}
 _BATCH_ID = {"name": "batch_id", "in": "path", "required": True, "schema": {"type": "string", "minLength": 1},
              "description": "Batch id as returned by POST /v1/batches; an unknown one is 404."}
+_MODEL_ID = {"name": "model_id", "in": "path", "required": True, "schema": {"type": "string", "minLength": 1},
+             "description": "Style model id as returned by POST /v1/styles; an unknown one is 404."}
+_STEP = {"name": "step", "in": "path", "required": True, "schema": {"type": "integer", "minimum": 0, "maximum": 10**9},
+         "description": "A step listed in the model's previews."}
 _ITERATION = {"name": "iteration", "in": "path", "required": True,
               "schema": {"type": "integer", "minimum": 0, "maximum": 10**9},
               "description": "An iteration listed in the job's previews."}
@@ -266,6 +305,11 @@ _JOB_LINKS = {
                "description": "The job just created."},
     "CancelJob": {"operationId": "cancelJob", "parameters": {"job_id": "$response.body#/id"}},
     "GetJobResult": {"operationId": "getJobResult", "parameters": {"job_id": "$response.body#/id"}},
+}
+_STYLE_LINKS = {
+    "GetStyle": {"operationId": "getStyle", "parameters": {"model_id": "$response.body#/id"},
+                 "description": "The style model just created."},
+    "CancelStyle": {"operationId": "cancelStyle", "parameters": {"model_id": "$response.body#/id"}},
 }
 _BATCH_LINKS = {
     "GetBatch": {"operationId": "getBatch", "parameters": {"batch_id": "$response.body#/id"},
@@ -301,6 +345,21 @@ _JOB_FORM = {
 }
 _IMAGE_ENCODING = {"contentType": IMAGE_MEDIA_TYPES}
 _JOB_ENCODING = {"content": _IMAGE_ENCODING, "style": _IMAGE_ENCODING, "params": {"contentType": "application/json"}}
+
+_STYLE_FORM = {
+    "type": "object",
+    "required": ["style"],
+    "additionalProperties": False,
+    "properties": {
+        "style": _STYLES,
+        "train": {"type": "array", "maxItems": 256, "items": _IMAGE,
+                  "description": "Photos to learn from (up to 256); none and no from_batch: the built-in set."},
+        "from_batch": {"type": "string", "description": "A text part: the id of one of your batches whose contents "
+                       "to learn from (not with train parts)."},
+        "params": {**_ref("TrainParams"), "description": "A text part holding a JSON object (see TrainParams)."},
+    },
+}
+_STYLE_ENCODING = {"style": _IMAGE_ENCODING, "train": _IMAGE_ENCODING, "params": {"contentType": "application/json"}}
 
 _BATCH_FORM = {
     "type": "object",
@@ -452,6 +511,71 @@ PATHS: dict[str, Any] = {
                       "404": _error("Unknown job, or no preview at that iteration."),
                       "503": _error(_UNAVAILABLE)},
     }},
+    "/v1/styles": {
+        "post": {
+            "operationId": "createStyle",
+            "summary": "Train a fast-style model (Johnson et al. 2016) on the service's bulk queue.",
+            "parameters": [_IDEMPOTENCY_KEY],
+            "requestBody": {"required": True, "content": {"multipart/form-data": {
+                "schema": _STYLE_FORM, "encoding": _STYLE_ENCODING}}},
+            "responses": {
+                "202": _with_links(_json(_ref("StyleModel"), "Accepted; training is queued.",
+                                         {"Location": _LOCATION}), _STYLE_LINKS),
+                "200": _with_links(_json(_ref("StyleModel"), "Idempotent replay.",
+                                         {"Location": _LOCATION, "Idempotent-Replayed": _REPLAYED}), _STYLE_LINKS),
+                "400": _error("Malformed request (see POST /v1/jobs), too many train parts, train with from_batch, "
+                              "or an empty batch."),
+                "404": _error("from_batch names no batch of yours."),
+                "409": _error("A request with this Idempotency-Key is still being processed.",
+                              {"Retry-After": _RETRY_AFTER}),
+                "413": _error("Upload too large."),
+                "415": _error("A part is not an image."),
+                "422": _error("A training parameter is unknown or out of bounds, a layer is unknown or too deep "
+                              "for size, or no live worker has the loss network's weights."),
+                "429": _error("Tenant rate limit or queued-jobs cap.", {"Retry-After": _RETRY_AFTER}),
+                "503": _error(_UNAVAILABLE),
+            },
+        },
+        "get": {
+            "operationId": "listStyles",
+            "summary": "List this tenant's style models, newest first.",
+            "parameters": [
+                {"name": "status", "in": "query", "required": False,
+                 "schema": {"type": "string", "enum": ["", *STATUS_VALUES]}},
+                _limit(JOBS_DEFAULT_LIMIT, MAX_LIST_LIMIT),
+                {"name": "cursor", "in": "query", "required": False,
+                 "schema": {"type": "string", "format": CURSOR_FORMAT}},
+            ],
+            "responses": {"200": _json(_ref("StyleModelList"), "One page."),
+                          "400": _error("bad_status, bad_limit or bad_cursor."), "503": _error(_UNAVAILABLE)},
+        },
+    },
+    "/v1/styles/{model_id}": {"get": {
+        "operationId": "getStyle",
+        "summary": "A style model's training status, progress, loss curve, previews and metrics.",
+        "parameters": [_MODEL_ID],
+        "responses": {"200": _json(_ref("StyleModel"), "The style model."), "404": _error("Unknown style model."),
+                      "503": _error(_UNAVAILABLE)},
+    }},
+    "/v1/styles/{model_id}/cancel": {"post": {
+        "operationId": "cancelStyle",
+        "summary": "Cancel a training: queued never runs; running stops at its next progress report.",
+        "parameters": [_MODEL_ID],
+        "responses": {"200": _json(_ref("StyleModel"), "Canceled or already finished."),
+                      "202": _json(_ref("StyleModel"), "Running: stops shortly."),
+                      "404": _error("Unknown style model."), "503": _error(_UNAVAILABLE)},
+    }},
+    "/v1/styles/{model_id}/previews/{step}": {"get": {
+        "operationId": "getStylePreview",
+        "summary": "The probe image through the network at a training step.",
+        "parameters": [_MODEL_ID, _STEP],
+        "responses": {"200": {"description": "The PNG (local storage).",
+                              "content": {"image/png": {"schema": {"type": "string", "format": "binary"}}}},
+                      "302": {"description": "Redirect to a short-lived presigned URL (S3 storage).",
+                              "headers": {"Location": _header("The presigned URL.")}},
+                      "404": _error("Unknown style model, or no preview at that step."),
+                      "503": _error(_UNAVAILABLE)},
+    }},
     "/v1/batches": {"post": {
         "operationId": "createBatch",
         "summary": "Create a batch: one style set and params for many contents (each becomes a job on 'bulk').",
@@ -531,7 +655,7 @@ PATHS: dict[str, Any] = {
 
 # api/auth.py: a tenant's API key on every job and batch route; health, readiness, metrics and this document are
 # public (probes and scrapers carry no keys).
-SECURED_PREFIXES = ("/v1/jobs", "/v1/batches", "/v1/capabilities")
+SECURED_PREFIXES = ("/v1/jobs", "/v1/batches", "/v1/capabilities", "/v1/styles")
 SECURITY_SCHEMES = {"bearer": {
     "type": "http", "scheme": "bearer", "bearerFormat": "atl_<key id>_<secret>",
     "description": "A tenant's API key from `atelier keys create --tenant NAME`, sent as 'Authorization: Bearer "

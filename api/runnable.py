@@ -20,6 +20,7 @@ from services import capabilities
 from services.redis_client import redis_errors
 from shared.errors import ParamError
 from shared.geometry import check_job
+from shared.jobs import JobKind, JobStatus
 from shared.params import StyleParams
 
 
@@ -30,6 +31,23 @@ def check_runnable(ctx: ApiContext, params: StyleParams, content_hw: tuple[int, 
     scaling is ``size`` whatever its aspect ratio, so the geometry check does not depend on it."""
     check_job(params, content_hw or (params.size, params.size), style_hws)
     check_backbone_available(ctx, params.backbone)
+
+
+@redis_errors
+def check_style_model(ctx: ApiContext, model_id: str | None, tenant: str) -> str | None:
+    """The storage key of the tenant's trained style model ``model_id`` (None when no model is asked for), or 422:
+    ``style_model_not_found`` (no such model of this tenant) or ``style_model_not_ready`` (not trained yet, or its
+    training failed or was canceled)."""
+    if model_id is None:
+        return None
+    record = ctx.registry.get(model_id)
+    if record is None or record.kind != JobKind.TRAIN_STYLE or record.tenant != tenant:
+        raise ParamError("style_model_not_found", f"style_model={model_id!r} names no style model of yours; see "
+                         "GET /v1/styles", field="style_model")
+    if record.status != JobStatus.SUCCEEDED or not record.result:
+        raise ParamError("style_model_not_ready", f"style model {model_id} is {record.status}; it can style images "
+                         "once its training has succeeded", field="style_model")
+    return str(record.result["key"])
 
 
 @redis_errors

@@ -90,23 +90,29 @@ def parse_styles_and_params(request: Request) -> tuple[list[FileStorage], StyleP
 
 def parse_params(text: str | None) -> StyleParams:
     """``params`` form field -> ``StyleParams``: 400 if it is not a JSON object, 422 if a value is out of bounds."""
+    return StyleParams.from_mapping(parse_json_object(text, "params", '{"size": 256}'))
+
+
+def parse_json_object(text: str | None, field: str, example: str) -> dict[str, Any]:
+    """A text field holding a JSON object (empty: ``{}``), or 400: ``params_too_large``, ``bad_params_json``,
+    ``params_too_deep`` (the codes say ``params`` because that is the field every route uses them for)."""
     if text is None or not text.strip():
-        return StyleParams()
+        return {}
     if len(text) > MAX_PARAMS_CHARS:
-        raise BadRequest("params_too_large", f"params is {len(text)} characters; allowed: at most {MAX_PARAMS_CHARS}",
-                         field="params")
+        raise BadRequest("params_too_large", f"{field} is {len(text)} characters; allowed: at most "
+                         f"{MAX_PARAMS_CHARS}", field=field)
     try:
         values: Any = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise BadRequest("bad_params_json", f"params is not valid JSON ({exc.msg} at position {exc.pos}); "
-                         'expected a JSON object such as {"size": 256}', field="params") from None
+        raise BadRequest("bad_params_json", f"{field} is not valid JSON ({exc.msg} at position {exc.pos}); "
+                         f"expected a JSON object such as {example}", field=field) from None
     except RecursionError:  # json.loads recurses per nesting level: [[[[...]]]] deep enough exhausts the stack
-        raise BadRequest("params_too_deep", "params is nested too deeply to read; expected a flat JSON object "
-                         'such as {"size": 256}', field="params") from None
+        raise BadRequest("params_too_deep", f"{field} is nested too deeply to read; expected a flat JSON object "
+                         f"such as {example}", field=field) from None
     if not isinstance(values, dict):
-        raise BadRequest("bad_params_json", f"params is a JSON {type(values).__name__}; expected a JSON object "
-                         'such as {"size": 256}', field="params")
-    return StyleParams.from_mapping(values)
+        raise BadRequest("bad_params_json", f"{field} is a JSON {type(values).__name__}; expected a JSON object "
+                         f"such as {example}", field=field)
+    return values
 
 
 def json_body(request: Request, *, max_chars: int, example: str) -> Any:

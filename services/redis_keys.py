@@ -98,6 +98,7 @@ RECONCILER_LOCK_KEY = PREFIX + "reconciler:lock"
 RECONCILER_NO_LEASE_PREFIX = PREFIX + "reconciler:no-lease-since:"
 CAPABILITIES_KEY_PREFIX = PREFIX + "capabilities:"
 CAPABILITIES_INDEX_KEY = PREFIX + "capabilities-index"  # sorted set: worker id -> epoch second its key expires
+MODEL_SIGNING_KEY = PREFIX + "model-signing-key"  # the deployment's random HMAC key when none is configured
 
 
 def style_targets_lock_key(storage_key: str) -> str:

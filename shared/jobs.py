@@ -71,10 +71,26 @@ def metrics_key(job_id: str) -> str:
     return f"results/{job_id}/metrics.json"
 
 
+def model_key(model_id: str) -> str:
+    """A trained style model: our own signed format (``worker/engine/feedforward.py``), written once at the end."""
+    return f"models/{model_id}/model.atls"
+
+
+def checkpoint_key(model_id: str) -> str:
+    """The training's last checkpoint; a redelivered training resumes from it (overwritten every N steps)."""
+    return f"models/{model_id}/checkpoint.atls"
+
+
+def curve_key(model_id: str) -> str:
+    """The loss curve, ``[[step, elapsed_s, total], ...]``, rewritten with each progress report."""
+    return f"models/{model_id}/curve.json"
+
+
 class JobKind(str, Enum):  # noqa: UP042 - same idiom as JobStatus
     """What a job does; each kind has its own Celery task (``shared.tasks.TASK_FOR_KIND``)."""
 
     STYLIZE = "stylize"
+    TRAIN_STYLE = "train_style"  # trains a fast-style model (POST /v1/styles); the model's id is the job's
 
     def __str__(self) -> str:
         return self.value
@@ -150,8 +166,10 @@ def new_job_record(
     queue: str,
     batch_id: str | None = None,
     tenant: str = DEFAULT_TENANT,
+    style_model_key: str | None = None,
 ) -> JobRecord:
-    """A fresh ``queued`` stylize job."""
+    """A fresh ``queued`` stylize job; with ``style_model_key`` (a trained model's storage key) it applies that
+    model instead of optimizing against style images."""
     return JobRecord(
         id=job_id,
         kind=JobKind.STYLIZE.value,
@@ -161,8 +179,39 @@ def new_job_record(
             "styles": list(style_keys),
             "content_name": content_name,
             "style_names": list(style_names),
+            "style_model": style_model_key,
         },
         queue=queue,
         batch_id=batch_id,
+        tenant=tenant or DEFAULT_TENANT,
+    )
+
+
+def new_style_model_record(
+    model_id: str,
+    *,
+    params: dict[str, Any],
+    style_keys: list[str],
+    style_names: list[str | None],
+    train_keys: list[str],
+    train_names: list[str | None],
+    from_batch: str | None,
+    tenant: str = DEFAULT_TENANT,
+) -> JobRecord:
+    """A fresh ``queued`` training of a fast-style model, on the bulk queue (training is long, never interactive).
+    With no training images and no batch, the worker trains on the built-in set (``data/training``)."""
+    return JobRecord(
+        id=model_id,
+        kind=JobKind.TRAIN_STYLE.value,
+        params=params,
+        inputs={
+            "styles": list(style_keys),
+            "style_names": list(style_names),
+            "train": list(train_keys),
+            "train_names": list(train_names),
+            "from_batch": from_batch,
+            "builtin_training_set": not train_keys,
+        },
+        queue="bulk",
         tenant=tenant or DEFAULT_TENANT,
     )

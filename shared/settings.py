@@ -44,7 +44,10 @@ class Settings:
     max_upload_bytes: int = 20 * MIB
     max_image_pixels: int = 40_000_000  # checked from the image header, before decoding
     job_time_limit_s: int = 3600
-    visibility_timeout_s: int = 0  # 0 means 2 * job_time_limit_s + 600 (must exceed the longest job: BRIEF §4)
+    # Training a style model takes longer than any image (1000 steps at 256 px batch 4 are about 2 h on a 2-core CPU,
+    # 1-2 min on a GPU); it checkpoints, so a stop past this limit loses at most checkpoint_every steps.
+    train_time_limit_s: int = 6 * 3600
+    visibility_timeout_s: int = 0  # 0: 2 x the longest of the two limits + 600 (must exceed the longest job: BRIEF §4)
     max_deliveries: int = 3
     # A running job's lease (worker/lease.py) expires this long after its worker stops renewing it (killed, lost):
     # how long a redelivered job waits before taking over from a dead worker.
@@ -69,12 +72,16 @@ class Settings:
     # all for 8) before the job fails with storage_unavailable (worker/retry.py).
     storage_retry_attempts: int = 8
     reconcile_grace_s: float = 30.0  # a queued job younger than this is never re-enqueued (message may be in flight)
+    # HMAC key the workers sign trained style models and checkpoints with, and require when loading them, so only
+    # files this service wrote are ever loaded. Unset: a random key made once per deployment and kept in Redis.
+    model_signing_key: str | None = None
 
     def __post_init__(self) -> None:
         if not self.storage:
             object.__setattr__(self, "storage", default_storage_url())
         if not self.visibility_timeout_s:
-            object.__setattr__(self, "visibility_timeout_s", 2 * self.job_time_limit_s + 600)
+            object.__setattr__(self, "visibility_timeout_s",
+                               2 * max(self.job_time_limit_s, self.train_time_limit_s) + 600)
         _check_storage_url(self.storage)
         if not self.redis_url.startswith(("redis://", "rediss://", "unix://")):
             raise SettingsError(
@@ -97,11 +104,13 @@ class Settings:
         if self.auth not in AUTH_MODES:
             raise SettingsError(message=f"ATELIER_AUTH={self.auth!r} is not allowed; expected on or off",
                                 field="ATELIER_AUTH")
-        if self.visibility_timeout_s <= self.job_time_limit_s:
+        longest_s = max(self.job_time_limit_s, self.train_time_limit_s)
+        if self.visibility_timeout_s <= longest_s:
             raise SettingsError(
                 message=(
-                    f"ATELIER_VISIBILITY_TIMEOUT_S={self.visibility_timeout_s} must exceed "
-                    f"ATELIER_JOB_TIME_LIMIT_S={self.job_time_limit_s}, or long jobs are delivered twice"
+                    f"ATELIER_VISIBILITY_TIMEOUT_S={self.visibility_timeout_s} must exceed the longest job limit "
+                    f"(ATELIER_JOB_TIME_LIMIT_S={self.job_time_limit_s}, ATELIER_TRAIN_TIME_LIMIT_S="
+                    f"{self.train_time_limit_s}), or long jobs are delivered twice"
                 ),
                 field="ATELIER_VISIBILITY_TIMEOUT_S",
             )
@@ -134,6 +143,7 @@ _FIELDS: dict[str, tuple[type, float | None]] = {
     "max_upload_bytes": (int, 1),
     "max_image_pixels": (int, 1),
     "job_time_limit_s": (int, 1),
+    "train_time_limit_s": (int, 1),
     "visibility_timeout_s": (int, 1),
     "max_deliveries": (int, 1),
     "lease_ttl_s": (float, 1),
@@ -141,6 +151,7 @@ _FIELDS: dict[str, tuple[type, float | None]] = {
     "progress_min_interval_s": (float, 0),
     "preview_every": (int, 0),
     "weights_dir": (str, None),
+    "model_signing_key": (str, None),
     "cache_dir": (str, None),
     "log_format": (str, None),
     "preload_backbone": (str, None),

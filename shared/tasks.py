@@ -7,10 +7,11 @@ the worker reads everything else (params, input keys) from the job record.
 from __future__ import annotations
 
 STYLIZE_TASK = "atelier.stylize"
+TRAIN_STYLE_TASK = "atelier.train_style"
 
 # Job kind (``shared.jobs.JobKind``) -> the task that runs it. Every kind's task takes ``(job_id,)`` and reads the
 # rest from the job record, so the queue adapter and the reconciler treat all kinds alike.
-TASK_FOR_KIND: dict[str, str] = {"stylize": STYLIZE_TASK}
+TASK_FOR_KIND: dict[str, str] = {"stylize": STYLIZE_TASK, "train_style": TRAIN_STYLE_TASK}
 
 # Separate queues instead of Redis-emulated priorities (BRIEF §4): workers consume interactive first.
 INTERACTIVE_QUEUE = "interactive"

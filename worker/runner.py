@@ -21,10 +21,10 @@ import json
 import logging
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from shared.errors import AtelierError, Unavailable
+from shared.errors import AtelierError, EngineError, Unavailable
 from shared.images import encode_png, load_rgb
 from shared.jobs import JobKind, JobRecord, JobStatus, metrics_key, parse_iso, result_key
 from shared.params import StyleParams
@@ -48,6 +48,35 @@ def _engine_stylize(*args: Any, **kwargs: Any) -> Any:
     from worker.engine import stylize
 
     return stylize(*args, **kwargs)
+
+
+def _engine_apply_fast(*args: Any, **kwargs: Any) -> Any:
+    from worker.engine.feedforward import stylize_fast
+
+    return stylize_fast(*args, **kwargs)
+
+
+@dataclass
+class _Outcome:
+    """What a stylize job's engine call produced (the Gatys engine's ``StyleResult`` has the same three fields)."""
+
+    image: Any
+    metrics: dict[str, Any]
+    cancelled: bool
+
+
+@dataclass
+class _Done:
+    """The single progress report of a one-pass job (the progress reporter's ``ProgressLike``)."""
+
+    image: Any
+    iteration: int = 1
+    iterations: int = 1
+    losses: dict[str, float] = field(default_factory=dict)
+    elapsed_s: float = 0.0
+
+    def preview(self) -> Any:
+        return self.image
 
 
 @dataclass(frozen=True)
@@ -82,6 +111,8 @@ class JobRunner:
         lease_ttl_s: float | None = None,
         style_cache: StyleTargetCache | None = None,
         handlers: Mapping[str, KindHandler] | None = None,
+        style_models: Any = None,
+        apply_fast: Callable[..., Any] = _engine_apply_fast,
     ) -> None:
         self.registry = registry
         self.storage = storage
@@ -92,6 +123,8 @@ class JobRunner:
         # Shares style targets between jobs, workers and batches (worker/style_cache.py); None: the engine computes
         # them inside every stylize call.
         self.style_cache = style_cache
+        # Trained style models by storage key (worker/style_models.py) and the engine's one-pass apply.
+        self.style_models, self.apply_fast = style_models, apply_fast
         self.handlers: dict[str, KindHandler] = {JobKind.STYLIZE.value: self._stylize_and_store, **(handlers or {})}
 
     def run(self, job_id: str) -> str:
@@ -174,13 +207,16 @@ class JobRunner:
 
         reporter = self.progress_reporter(job_id, lease)
         engine_started_s = time.monotonic()
-        engine_kwargs: dict[str, Any] = {}
         targets_outcome = None
-        if self.style_cache is not None:
-            targets, targets_outcome = self.style_cache.targets_for(list(inputs["styles"]), styles, params)
-            if targets is not None:
-                engine_kwargs["style_targets"] = targets
-        result = self.stylize(content, styles, params, on_progress=reporter, **engine_kwargs)
+        if params.style_model is not None:
+            result = self._apply_style_model(record, params, content, reporter)
+        else:
+            engine_kwargs: dict[str, Any] = {}
+            if self.style_cache is not None:
+                targets, targets_outcome = self.style_cache.targets_for(list(inputs["styles"]), styles, params)
+                if targets is not None:
+                    engine_kwargs["style_targets"] = targets
+            result = self.stylize(content, styles, params, on_progress=reporter, **engine_kwargs)
         engine_wall_s = time.monotonic() - engine_started_s
 
         if reporter.stop_reason == "lease_lost" or lease.lost.is_set():
@@ -217,6 +253,32 @@ class JobRunner:
         log.info("job %s succeeded: %dx%d in %.1f s (engine %.1f s)", job_id, width, height,
                  time.monotonic() - task_started_s, engine_wall_s)
         return JobStatus.SUCCEEDED.value
+
+    def _apply_style_model(self, record: JobRecord, params: StyleParams, content: Any, reporter: Any) -> Any:
+        """One forward pass of the trained model (Johnson et al.), then ``refine_iterations`` of Gatys from its output
+        against the model's own style images and blend, if asked."""
+        if self.style_models is None:
+            raise EngineError("style_models_unavailable", "this worker was started without style-model support")
+        started_s = time.monotonic()
+        model = self.style_models.load(record.inputs["style_model"])
+        load_s = time.monotonic() - started_s
+        image = self.apply_fast(model, content, size=params.size)
+        apply_s = time.monotonic() - started_s - load_s
+        metrics: dict[str, Any] = {"mode": "fast", "style_model": params.style_model, "model_load_s": round(load_s, 4),
+                                   "apply_s": round(apply_s, 4), "seconds": round(apply_s, 4), "size_px": params.size}
+        if not params.refine_iterations:
+            reporter(_Done(image))
+            return _Outcome(image, metrics, cancelled=False)
+        trained = self.registry.require(params.style_model)
+        styles = [load_rgb(self.storage.get(key), field="style") for key in trained.inputs["styles"]]
+        refine = params.replace(iterations=params.refine_iterations, style_model=None, refine_iterations=0,
+                                style_blend=tuple(trained.params["style_blend"]) if trained.params.get("style_blend")
+                                else None)
+        result = self.stylize(content, styles, refine.with_styles(len(styles)), on_progress=reporter,
+                              init_image=image)
+        return _Outcome(result.image, {**result.metrics, **metrics, "mode": "fast+refine",
+                                       "seconds": round(time.monotonic() - started_s - load_s, 4)},
+                        cancelled=result.cancelled)
 
     # --- endings ----------------------------------------------------------------------------------------------
 

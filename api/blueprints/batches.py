@@ -30,7 +30,7 @@ from api.auth import current_tenant
 from api.context import ApiContext, api_context
 from api.presenter import result_url
 from api.ratelimit import admit_submission
-from api.runnable import check_backbone_available, check_runnable
+from api.runnable import check_backbone_available, check_runnable, check_style_model
 from api.submission import roll_back, store_upload, submit
 from api.validation import (
     Upload,
@@ -104,6 +104,7 @@ def create_batch() -> tuple[dict[str, Any], int, dict[str, str]]:
 
     batches = _batches(ctx)
     tenant = current_tenant()
+    model_key = check_style_model(ctx, params.style_model, tenant)
 
     def create(batch_id: str) -> str:
         admit_submission(ctx, tenant, new_jobs=len(contents))
@@ -111,6 +112,7 @@ def create_batch() -> tuple[dict[str, Any], int, dict[str, str]]:
         record = new_batch_record(params=params.to_dict(), style_keys=[upload.key for upload in styles],
                                   style_names=[upload.name for upload in styles], batch_id=batch_id)
         record["tenant"] = tenant  # api/auth.py: only this tenant sees the batch and its children
+        record["inputs"]["style_model"] = model_key
         try:
             for upload in styles:
                 store_upload(ctx, upload, created_keys)
@@ -255,6 +257,7 @@ def _add_items(ctx: ApiContext, batches: BatchRegistry, batch: dict[str, Any], i
                 job_id, params=batch["params"], content_key=item.key, style_keys=batch["inputs"]["styles"],
                 content_name=item.name, style_names=batch["inputs"]["style_names"], queue=BULK_QUEUE,
                 batch_id=batch["id"], tenant=batch.get("tenant") or DEFAULT_TENANT,
+                style_model_key=batch["inputs"].get("style_model"),
             )
             try:
                 submit(ctx, record, [item.upload] if item.upload else [], created_keys=created_keys,

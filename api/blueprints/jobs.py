@@ -12,12 +12,12 @@ from api.auth import current_tenant
 from api.context import api_context
 from api.presenter import job_url, present_job
 from api.ratelimit import admit_submission
-from api.runnable import check_runnable
+from api.runnable import check_runnable, check_style_model
 from api.submission import submit
 from api.validation import int_query_arg, parse_job_request
 from services.registry import MAX_LIST_LIMIT
 from shared.errors import NotFound, NotReady
-from shared.jobs import JobRecord, JobStatus, new_job_id, new_job_record, preview_key
+from shared.jobs import JobKind, JobRecord, JobStatus, new_job_id, new_job_record, preview_key
 
 bp = Blueprint("jobs", __name__, url_prefix="/v1/jobs")
 
@@ -32,12 +32,15 @@ def create_job() -> tuple[dict[str, Any], int, dict[str, str]]:
                    [upload.image.shape for upload in job_request.styles])
     tenant = current_tenant()
 
+    model_key = check_style_model(ctx, job_request.params.style_model, tenant)
+
     def create(job_id: str) -> JobRecord:
         admit_submission(ctx, tenant, new_jobs=1)
         record = new_job_record(
             job_id, params=job_request.params.to_dict(), content_key=job_request.content.key,
             style_keys=[upload.key for upload in job_request.styles], content_name=job_request.content.name,
-            style_names=[upload.name for upload in job_request.styles], queue=job_request.queue, tenant=tenant)
+            style_names=[upload.name for upload in job_request.styles], queue=job_request.queue, tenant=tenant,
+            style_model_key=model_key)
         return submit(ctx, record, [job_request.content, *job_request.styles])
 
     body = idempotency.fingerprint(params=job_request.params.to_dict(), content=job_request.content.image.sha256,
@@ -56,20 +59,21 @@ def list_jobs() -> dict[str, Any]:
     limit = int_query_arg(request, "limit", DEFAULT_LIST_LIMIT, 1, MAX_LIST_LIMIT)
     records, next_cursor = api_context().registry.list(
         status=request.args.get("status") or None, limit=limit, cursor=request.args.get("cursor") or None,
-        tenant=current_tenant(),
+        tenant=current_tenant(), kind=JobKind.STYLIZE.value,
     )
     return {"jobs": [present_job(record) for record in records], "next_cursor": next_cursor}
 
 
 @bp.get("/<job_id>")
 def get_job(job_id: str) -> dict[str, Any]:
-    return present_job(api_context().registry.require(job_id))
+    return present_job(require_image_job(job_id))
 
 
 @bp.post("/<job_id>/cancel")
 def cancel_job(job_id: str) -> tuple[dict[str, Any], int]:
     """Queued: canceled at once (200, final). Running: the worker stops at its next progress report, so the answer
     is 202 with ``cancel_requested`` true and status still ``running``. Finished: unchanged (200)."""
+    require_image_job(job_id)
     record = api_context().registry.request_cancel(job_id)
     status = 202 if record.status == JobStatus.RUNNING else 200
     return present_job(record), status
@@ -77,25 +81,32 @@ def cancel_job(job_id: str) -> tuple[dict[str, Any], int]:
 
 @bp.get("/<job_id>/result")
 def get_result(job_id: str) -> BaseResponse:
-    ctx = api_context()
-    record = ctx.registry.require(job_id)
+    record = require_image_job(job_id)
     if record.status != JobStatus.SUCCEEDED or not record.result:
         raise _not_ready(record)
-    return _serve_png(record.result["key"], f"{job_id}.png")
+    return serve_png(record.result["key"], f"{job_id}.png")
 
 
 @bp.get("/<job_id>/previews/<int:iteration>")
 def get_preview(job_id: str, iteration: int) -> BaseResponse:
-    ctx = api_context()
-    record = ctx.registry.require(job_id)
+    record = require_image_job(job_id)
     key = preview_key(job_id, iteration)
     if key not in record.previews:
         raise NotFound("preview_not_found", f"job {job_id} has no preview at iteration {iteration}; "
                        "see the job's 'previews' for the available ones", field="iteration")
-    return _serve_png(key, f"{job_id}-{iteration:06d}.png")
+    return serve_png(key, f"{job_id}-{iteration:06d}.png")
 
 
-def _serve_png(key: str, filename: str) -> BaseResponse:
+def require_image_job(job_id: str) -> JobRecord:
+    """The ``stylize`` job ``job_id``, or 404: other kinds of work have their own routes (``/v1/styles/{id}``)."""
+    record = api_context().registry.require(job_id)
+    if record.kind != JobKind.STYLIZE:
+        raise NotFound("job_not_found", f"no job with id {job_id!r} (it is a {record.kind} job; see its own route)",
+                       field="id")
+    return record
+
+
+def serve_png(key: str, filename: str) -> BaseResponse:
     """Redirect to a presigned URL where storage has them (S3), else stream the bytes through the API."""
     ctx = api_context()
     url = ctx.storage.presigned_url(key, ctx.settings.presign_ttl_s)

@@ -14,7 +14,8 @@ def test_defaults():
     assert settings.redis_url == "redis://127.0.0.1:6379/0"
     assert settings.storage == "file://" + str(Path("var/storage").resolve())
     assert settings.max_upload_bytes == 20 * 1024 * 1024 and settings.max_image_pixels == 40_000_000
-    assert settings.job_time_limit_s == 3600 and settings.visibility_timeout_s == 2 * 3600 + 600
+    assert settings.job_time_limit_s == 3600 and settings.train_time_limit_s == 6 * 3600
+    assert settings.visibility_timeout_s == 2 * 6 * 3600 + 600  # the longer of the two limits
     assert settings.max_deliveries == 3 and settings.presign_ttl_s == 300
     assert settings.progress_min_interval_s == 0.5 and settings.preview_every == 50
     assert settings.s3_endpoint_url is None and settings.weights_dir is None
@@ -28,8 +29,10 @@ def test_every_variable_is_read():
         "ATELIER_MAX_UPLOAD_BYTES": "1000",
         "ATELIER_MAX_IMAGE_PIXELS": "2000",
         "ATELIER_JOB_TIME_LIMIT_S": "60",
+        "ATELIER_TRAIN_TIME_LIMIT_S": "120",
         "ATELIER_VISIBILITY_TIMEOUT_S": "500",
         "ATELIER_MAX_DELIVERIES": "5",
+        "ATELIER_MODEL_SIGNING_KEY": "s3cret",
         "ATELIER_PRESIGN_TTL_S": "30",
         "ATELIER_PROGRESS_MIN_INTERVAL_S": "0.25",
         "ATELIER_PREVIEW_EVERY": "0",
@@ -39,14 +42,16 @@ def test_every_variable_is_read():
     settings = Settings.from_env(env)
     assert settings == Settings(
         redis_url="redis://redis:6379/2", storage="s3://atelier", s3_endpoint_url="http://minio:9000",
-        max_upload_bytes=1000, max_image_pixels=2000, job_time_limit_s=60, visibility_timeout_s=500,
-        max_deliveries=5, presign_ttl_s=30, progress_min_interval_s=0.25, preview_every=0, weights_dir="/weights",
+        max_upload_bytes=1000, max_image_pixels=2000, job_time_limit_s=60, train_time_limit_s=120,
+        visibility_timeout_s=500, model_signing_key="s3cret", max_deliveries=5, presign_ttl_s=30, progress_min_interval_s=0.25, preview_every=0, weights_dir="/weights",
     )
     assert settings.storage_is_s3
 
 
 def test_visibility_timeout_follows_the_time_limit():
-    assert Settings.from_env({"ATELIER_JOB_TIME_LIMIT_S": "100"}).visibility_timeout_s == 800
+    limits = {"ATELIER_JOB_TIME_LIMIT_S": "100", "ATELIER_TRAIN_TIME_LIMIT_S": "50"}
+    assert Settings.from_env(limits).visibility_timeout_s == 800
+    assert Settings.from_env({**limits, "ATELIER_TRAIN_TIME_LIMIT_S": "400"}).visibility_timeout_s == 1400
 
 
 @pytest.mark.parametrize(("env", "variable"), [

@@ -202,6 +202,13 @@ def _initial_image(job: _Job) -> np.ndarray:
     return np.clip(noise, 0, 255).astype(np.float32)
 
 
+def _given_initial_image(job: _Job, image: np.ndarray) -> np.ndarray:
+    image = images.resize(images.check_image(image, "init_image"), job.geometry.content.scaled_hw)
+    if job.params.preserve_color == "luminance":
+        image = color.luminance_as_rgb(image)  # the optimisation runs on luminance in this mode
+    return images.pad(image, job.geometry.content).astype(np.float32)
+
+
 def _to_output(job: _Job, image: np.ndarray) -> np.ndarray:
     image = images.crop(image, job.geometry.content)  # a thin content was padded for the network
     if job.params.preserve_color == "luminance":
@@ -306,8 +313,11 @@ def stylize(
     *,
     style_targets: StyleTargets | None = None,
     weights: WeightSource | None = None,
+    init_image: np.ndarray | None = None,
 ) -> StyleResult:
-    """Stylize ``content`` (uint8 RGB, any aspect ratio) with ``styles``; see the package docstring."""
+    """Stylize ``content`` (uint8 RGB, any aspect ratio) with ``styles``; see the package docstring.
+    ``init_image`` (uint8 RGB) starts the optimisation from that picture instead of ``params.init``: a fast-style
+    network's output refined by a few Gatys iterations (resized to the output size, padded like the content)."""
     started = time.perf_counter()
     job = _prepare(content, styles, params, weights)
     targets_state = "computed"
@@ -336,7 +346,7 @@ def stylize(
     tracker = optimizers.Tracker(
         params.iterations, params.progress_every, report, params.early_stop_tol, params.early_stop_window
     )
-    image0 = _initial_image(job)
+    image0 = _initial_image(job) if init_image is None else _given_initial_image(job, init_image)
     evaluate = _FirstCallTimer(objective)
     if params.optimizer == "lbfgs":
         optimizers.run_lbfgs(evaluate, image0, tracker)
