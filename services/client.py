@@ -1,4 +1,5 @@
-"""HTTP client of the Atelier API (version 1), used by ``atelier submit``/``status``/``demo`` and by the tests.
+"""HTTP client of the Atelier API (version 1), used by ``atelier submit``/``status``/``styles``/``demo`` and by
+the tests.
 
     from services.client import Client
     client = Client("http://127.0.0.1:8000")
@@ -6,7 +7,13 @@
     job = client.wait(job["id"], on_update=lambda job: print(job["progress"]))
     client.download_result(job["id"], "out/cat.png")
 
-Jobs are plain dicts, exactly the JSON the API returns (``id``, ``status``, ``progress``, ``result``, ``error``...).
+    model = client.train_style(["starry.jpg"], train=["a.jpg", "b.jpg"], params={"steps": 2000, "size": 256})
+    model = client.wait_style(model["id"], raise_on_failure=True)      # a fast-style model (POST /v1/styles)
+    job = client.submit("cat.jpg", params={"style_model": model["id"]})  # no style images: the model is the style
+
+Jobs and style models are plain dicts, exactly the JSON the API returns (``id``, ``status``, ``progress``,
+``result`` or ``loss_curve``, ``error``...). A style model is a job of kind ``train_style`` on the service, so it
+ends in the same statuses and raises the same exceptions.
 
 Exceptions (all subclasses of ``ClientError``, so ``except ClientError`` catches everything this module raises)::
 
@@ -15,12 +22,16 @@ Exceptions (all subclasses of ``ClientError``, so ``except ClientError`` catches
     |                           read timeout); ``cause`` is the underlying ``requests`` exception. Safe to retry.
     +-- ApiError                the API answered with an error body ``{"error": {code, message, field}}`` or a
     |   |                       non-JSON error; ``status`` (HTTP), ``code``, ``message``, ``field``.
-    |   +-- NotFoundError       404: unknown job id
+    |   +-- NotFoundError       404: unknown job, style model or batch id
     |   +-- NotReadyError       409: the result is asked for before the job succeeded
-    +-- JobError                ``wait(..., raise_on_failure=True)`` saw the job end without a result
+    +-- JobError                ``wait``/``wait_style(..., raise_on_failure=True)`` saw the job or the training
+    |   |                       end without a result; ``job`` is its last state
     |   +-- JobFailed           status ``failed``; ``job["error"]`` says why
     |   +-- JobCanceled         status ``canceled``
-    +-- WaitTimeout             ``wait`` gave up after ``timeout_s``; ``job`` is the last state seen
+    +-- WaitTimeout             ``wait``/``wait_style`` gave up after ``timeout_s``; ``job`` is the last state seen
+
+Arguments that cannot make a valid request whatever the server says (``train`` and ``from_batch`` together) raise
+``ValueError`` before anything is sent, as programming errors; everything the server judges is left to it.
 
 Tests inject a ``requests.Session`` (or anything with its ``request`` method) through ``session=``.
 """
@@ -68,7 +79,7 @@ class ApiError(ClientError):
 
 
 class NotFoundError(ApiError):
-    """404: no such job."""
+    """404: no such job, style model or batch."""
 
 
 class NotReadyError(ApiError):
@@ -76,12 +87,12 @@ class NotReadyError(ApiError):
 
 
 class JobError(ClientError):
-    """A waited-for job ended without a result."""
+    """A waited-for job (or style model training) ended without a result."""
 
-    def __init__(self, job: Job) -> None:
+    def __init__(self, job: Job, what: str = "job") -> None:
         error = job.get("error") or {}
         detail = f"{error.get('code')}: {error.get('message')}" if error else job.get("status", "?")
-        super().__init__(f"job {job.get('id')} {job.get('status')}: {detail}")
+        super().__init__(f"{what} {job.get('id')} {job.get('status')}: {detail}")
         self.job = job
 
 
@@ -96,8 +107,8 @@ class JobCanceled(JobError):
 class WaitTimeout(ClientError):
     """``wait`` ran out of time; ``job`` is the last state seen."""
 
-    def __init__(self, job: Job, timeout_s: float) -> None:
-        super().__init__(f"job {job.get('id')} still {job.get('status')} after {timeout_s:g} s")
+    def __init__(self, job: Job, timeout_s: float, what: str = "job") -> None:
+        super().__init__(f"{what} {job.get('id')} still {job.get('status')} after {timeout_s:g} s")
         self.job = job
 
 
@@ -122,14 +133,14 @@ class Client:
     def submit(
         self,
         content: ImageInput,
-        styles: ImageInput | Iterable[ImageInput],
+        styles: ImageInput | Iterable[ImageInput] | None = None,
         params: Mapping[str, Any] | None = None,
     ) -> Job:
-        """``POST /v1/jobs``: upload the content image and one or more style images; returns the queued job."""
-        if isinstance(styles, (str, bytes, os.PathLike, tuple)):
-            styles = [styles]
+        """``POST /v1/jobs``: upload the content image and one or more style images; returns the queued job.
+
+        With ``params["style_model"]`` (a trained model's id) give no style images: the model is the style."""
         files: list[tuple[str, tuple[str, bytes | BinaryIO]]] = [("content", _file_part(content, "content"))]
-        files += [("style", _file_part(style, f"style{i}")) for i, style in enumerate(styles)]
+        files += [("style", _file_part(style, f"style{i}")) for i, style in enumerate(_images(styles))]
         data = {"params": json.dumps(dict(params))} if params else None
         return self._json("POST", "/v1/jobs", files=files, data=data)
 
@@ -145,12 +156,7 @@ class Client:
         self, status: str | None = None, limit: int = 20, cursor: str | None = None
     ) -> tuple[list[Job], str | None]:
         """``GET /v1/jobs``: one page, newest first; returns ``(jobs, next_cursor)`` (``None`` on the last page)."""
-        query: dict[str, Any] = {"limit": limit}
-        if status:
-            query["status"] = status
-        if cursor:
-            query["cursor"] = cursor
-        page = self._json("GET", "/v1/jobs", params=query)
+        page = self._json("GET", "/v1/jobs", params=_page_query(status, limit, cursor))
         return page.get("jobs", []), page.get("next_cursor")
 
     def wait(
@@ -164,21 +170,7 @@ class Client:
     ) -> Job:
         """Poll until the job is terminal and return it. ``on_update(job)`` is called after every poll (for progress
         bars). With ``raise_on_failure`` a failed or canceled job raises ``JobFailed``/``JobCanceled``."""
-        deadline = None if timeout_s is None else time.monotonic() + timeout_s
-        while True:
-            job = self.get(job_id)
-            if on_update is not None:
-                on_update(job)
-            if job.get("status") in TERMINAL:
-                break
-            if deadline is not None and time.monotonic() >= deadline:
-                raise WaitTimeout(job, timeout_s or 0)
-            time.sleep(poll_interval_s)
-        if raise_on_failure and job["status"] == "failed":
-            raise JobFailed(job)
-        if raise_on_failure and job["status"] == "canceled":
-            raise JobCanceled(job)
-        return job
+        return _poll(self.get, job_id, "job", timeout_s, poll_interval_s, on_update, raise_on_failure)
 
     def result_bytes(self, job_id: str) -> bytes:
         """``GET /v1/jobs/{id}/result``: the PNG bytes (redirects to presigned S3 URLs are followed)."""
@@ -193,6 +185,62 @@ class Client:
         target.write_bytes(data)
         return target
 
+    # --- style models ---------------------------------------------------------------------------------------------
+
+    def train_style(
+        self,
+        styles: ImageInput | Iterable[ImageInput],
+        train: ImageInput | Iterable[ImageInput] | None = None,
+        from_batch: str | None = None,
+        params: Mapping[str, Any] | None = None,
+        *,
+        idempotency_key: str | None = None,
+    ) -> Job:
+        """``POST /v1/styles``: train a fast-style model for ``styles`` (1 to 8, blended by ``params["style_blend"]``)
+        on the ``train`` images, or on the contents of the batch ``from_batch``, or (neither) on the service's
+        built-in set. ``params`` are training parameters (``shared.train_params``: ``size``, ``steps``...). Returns
+        the queued model; its ``id`` is what ``submit(..., params={"style_model": id})`` takes.
+        ``idempotency_key``: a resend with the same key and body returns the first model instead of a second."""
+        train_images = list(_images(train))
+        if train_images and from_batch is not None:
+            raise ValueError("give either train images or from_batch, not both")
+        files = [("style", _file_part(style, f"style{i}")) for i, style in enumerate(_images(styles))]
+        files += [("train", _file_part(image, f"train{i}")) for i, image in enumerate(train_images)]
+        data: dict[str, str] = {}
+        if params:
+            data["params"] = json.dumps(dict(params))
+        if from_batch is not None:
+            data["from_batch"] = from_batch
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
+        return self._json("POST", "/v1/styles", files=files, data=data or None, extra_headers=headers)
+
+    def style(self, model_id: str) -> Job:
+        """``GET /v1/styles/{id}``: status, progress (``iteration`` is the step), loss curve, previews, metrics."""
+        return self._json("GET", f"/v1/styles/{model_id}")
+
+    def list_styles(
+        self, status: str | None = None, limit: int = 20, cursor: str | None = None
+    ) -> tuple[list[Job], str | None]:
+        """``GET /v1/styles``: one page of the tenant's style models, newest first; ``(models, next_cursor)``."""
+        page = self._json("GET", "/v1/styles", params=_page_query(status, limit, cursor))
+        return page.get("styles", []), page.get("next_cursor")
+
+    def cancel_style(self, model_id: str) -> Job:
+        """``POST /v1/styles/{id}/cancel``: a queued training never runs; a running one stops at its next report."""
+        return self._json("POST", f"/v1/styles/{model_id}/cancel")
+
+    def wait_style(
+        self,
+        model_id: str,
+        *,
+        timeout_s: float | None = None,
+        poll_interval_s: float = 0.5,
+        on_update: Callable[[Job], None] | None = None,
+        raise_on_failure: bool = False,
+    ) -> Job:
+        """As ``wait``, for a style model's training: poll ``style(model_id)`` until it is terminal."""
+        return _poll(self.style, model_id, "style model", timeout_s, poll_interval_s, on_update, raise_on_failure)
+
     # --- batches ------------------------------------------------------------------------------------------------
 
     def create_batch(
@@ -201,9 +249,7 @@ class Client:
         params: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
         """``POST /v1/batches``: one style set (and blend, in ``params``) for many contents; returns the batch."""
-        if isinstance(styles, (str, bytes, os.PathLike, tuple)):
-            styles = [styles]
-        files = [("style", _file_part(style, f"style{i}")) for i, style in enumerate(styles)]
+        files = [("style", _file_part(style, f"style{i}")) for i, style in enumerate(_images(styles))]
         data = {"params": json.dumps(dict(params))} if params else None
         return self._json("POST", "/v1/batches", files=files, data=data)
 
@@ -260,15 +306,62 @@ class Client:
         except ValueError as exc:
             raise ApiError(response.status_code, "bad_response", f"{method} {path}: answer is not JSON") from exc
 
-    def _request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+    def _request(self, method: str, path: str, *, extra_headers: Mapping[str, str] | None = None,
+                 **kwargs: Any) -> requests.Response:
         url = self.base_url + path
+        headers = {**self._headers, **extra_headers} if extra_headers else self._headers
         try:
-            response = self._session.request(method, url, headers=self._headers, timeout=self.timeout_s, **kwargs)
+            response = self._session.request(method, url, headers=headers, timeout=self.timeout_s, **kwargs)
         except requests.RequestException as exc:
             raise TransportError(f"{method} {url}: {exc}", exc) from exc
         if response.status_code >= 400:
             raise _api_error(response)
         return response
+
+
+def _poll(
+    get: Callable[[str], Job],
+    object_id: str,
+    what: str,
+    timeout_s: float | None,
+    poll_interval_s: float,
+    on_update: Callable[[Job], None] | None,
+    raise_on_failure: bool,
+) -> Job:
+    """``get(object_id)`` until its status is terminal (``wait`` and ``wait_style``)."""
+    deadline = None if timeout_s is None else time.monotonic() + timeout_s
+    while True:
+        job = get(object_id)
+        if on_update is not None:
+            on_update(job)
+        if job.get("status") in TERMINAL:
+            break
+        if deadline is not None and time.monotonic() >= deadline:
+            raise WaitTimeout(job, timeout_s or 0, what)
+        time.sleep(poll_interval_s)
+    if raise_on_failure and job["status"] == "failed":
+        raise JobFailed(job, what)
+    if raise_on_failure and job["status"] == "canceled":
+        raise JobCanceled(job, what)
+    return job
+
+
+def _page_query(status: str | None, limit: int, cursor: str | None) -> dict[str, Any]:
+    query: dict[str, Any] = {"limit": limit}
+    if status:
+        query["status"] = status
+    if cursor:
+        query["cursor"] = cursor
+    return query
+
+
+def _images(images: ImageInput | Iterable[ImageInput] | None) -> list[ImageInput]:
+    """One image argument or several, as a list (``None``: none)."""
+    if images is None:
+        return []
+    if isinstance(images, (str, bytes, os.PathLike, tuple)):
+        return [images]
+    return list(images)
 
 
 def _api_error(response: requests.Response) -> ApiError:

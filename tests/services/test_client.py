@@ -122,3 +122,102 @@ def test_list_jobs_returns_page_and_cursor():
     jobs, cursor = Client("http://api", session=session).list_jobs(status="queued", limit=5)
     assert [j["id"] for j in jobs] == ["j1"] and cursor == "abc"
     assert session.calls[0][2]["params"] == {"limit": 5, "status": "queued"}
+
+
+# --- style models ---------------------------------------------------------------------------------------------------
+
+MODEL_ID = "ab" * 16
+
+
+def model(status: str, **extra: object) -> dict:
+    return {"id": MODEL_ID, "status": status, "progress": None, "error": None, "loss_curve": []} | extra
+
+
+def test_submit_with_a_style_model_sends_no_style_parts(tmp_path):
+    content = tmp_path / "cat.jpg"
+    content.write_bytes(b"jpeg")
+    session = Session(response(202, job("queued")))
+    Client("http://api", session=session).submit(content, params={"style_model": MODEL_ID, "refine_iterations": 3})
+    _, url, kwargs = session.calls[0]
+    assert url == "http://api/v1/jobs"
+    assert kwargs["files"] == [("content", ("cat.jpg", b"jpeg"))]
+    assert json.loads(kwargs["data"]["params"]) == {"style_model": MODEL_ID, "refine_iterations": 3}
+
+
+def test_train_style_sends_styles_train_images_and_params(tmp_path):
+    style = tmp_path / "starry.jpg"
+    style.write_bytes(b"style")
+    session = Session(response(202, model("queued")))
+    answer = Client("http://api", session=session).train_style(
+        [style, b"second"], train=[("a.jpg", b"A"), b"B"], params={"steps": 10, "size": 32},
+        idempotency_key="k-1")
+    assert answer["id"] == MODEL_ID
+    method, url, kwargs = session.calls[0]
+    assert (method, url) == ("POST", "http://api/v1/styles")
+    assert kwargs["files"] == [("style", ("starry.jpg", b"style")), ("style", ("style1", b"second")),
+                               ("train", ("a.jpg", b"A")), ("train", ("train1", b"B"))]
+    assert kwargs["data"] == {"params": json.dumps({"steps": 10, "size": 32})}
+    assert kwargs["headers"]["Idempotency-Key"] == "k-1"
+
+
+def test_train_style_from_a_batch_sends_the_field_and_no_train_parts():
+    session = Session(response(202, model("queued")))
+    Client("http://api", session=session, api_key="t").train_style(b"style", from_batch="b" * 32)
+    kwargs = session.calls[0][2]
+    assert [name for name, _part in kwargs["files"]] == ["style"]
+    assert kwargs["data"] == {"from_batch": "b" * 32}  # no params: the server's defaults
+    assert kwargs["headers"] == {"Authorization": "Bearer t"}  # no Idempotency-Key unless asked
+
+
+def test_train_style_refuses_train_images_and_a_batch_together_before_sending():
+    session = Session(response(202, model("queued")))
+    with pytest.raises(ValueError, match="not both"):
+        Client("http://api", session=session).train_style(b"style", train=[b"a"], from_batch="b" * 32)
+    assert session.calls == []
+
+
+def test_style_list_and_cancel_hit_the_styles_resource():
+    session = Session(response(200, model("running")), response(200, {"styles": [model("queued")],
+                                                                       "next_cursor": None}),
+                      response(202, model("running", cancel_requested=True)))
+    client = Client("http://api", session=session)
+    assert client.style(MODEL_ID)["status"] == "running"
+    models, cursor = client.list_styles(status="queued", limit=3, cursor="c")
+    assert [m["id"] for m in models] == [MODEL_ID] and cursor is None
+    assert client.cancel_style(MODEL_ID)["cancel_requested"] is True
+    assert [(m, u) for m, u, _k in session.calls] == [
+        ("GET", f"http://api/v1/styles/{MODEL_ID}"), ("GET", "http://api/v1/styles"),
+        ("POST", f"http://api/v1/styles/{MODEL_ID}/cancel")]
+    assert session.calls[1][2]["params"] == {"limit": 3, "status": "queued", "cursor": "c"}
+
+
+def test_style_errors_use_the_same_tree():
+    body = {"error": {"code": "style_model_not_found", "message": "no style model", "field": "id"}}
+    with pytest.raises(NotFoundError) as caught:
+        Client("http://api", session=Session(response(404, body))).style(MODEL_ID)
+    assert caught.value.code == "style_model_not_found"
+    body = {"error": {"code": "missing_style", "message": "expected one or more 'style' file parts", "field": "style"}}
+    with pytest.raises(ApiError) as caught:
+        Client("http://api", session=Session(response(400, body))).train_style([])
+    assert caught.value.status == 400 and caught.value.field == "style"
+
+
+def test_wait_style_polls_the_model_and_raises_like_wait():
+    session = Session(response(200, model("queued")), response(200, model("running", progress={"iteration": 2})),
+                      response(200, model("succeeded")))
+    seen: list[object] = []
+    final = Client("http://api", session=session).wait_style(
+        MODEL_ID, poll_interval_s=0, on_update=lambda m: seen.append((m["progress"] or {}).get("iteration")))
+    assert final["status"] == "succeeded" and seen == [None, 2, None]
+    assert {u for _m, u, _k in session.calls} == {f"http://api/v1/styles/{MODEL_ID}"}
+
+    failed = model("failed", error={"code": "engine_error", "message": "loss is not finite"})
+    with pytest.raises(JobFailed, match="style model .* failed: engine_error") as caught:
+        Client("http://api", session=Session(response(200, failed))).wait_style(MODEL_ID, raise_on_failure=True)
+    assert caught.value.job["id"] == MODEL_ID
+    with pytest.raises(JobCanceled):
+        Client("http://api", session=Session(response(200, model("canceled")))).wait_style(
+            MODEL_ID, raise_on_failure=True)
+    with pytest.raises(WaitTimeout, match="style model"):
+        Client("http://api", session=Session(response(200, model("running")))).wait_style(
+            MODEL_ID, timeout_s=0.1, poll_interval_s=0.02)
