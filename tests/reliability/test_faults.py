@@ -1,7 +1,8 @@
 """Fault tests on real processes: no accepted job is lost (README "Reliability").
 
 One stack for the module (tests/reliability/conftest.py), tests in order; each leaves the stack usable for the next:
-1. SIGKILL the pool process running a job while a second worker runs: it succeeds exactly once;
+1. SIGKILL the pool process running a job while a second worker runs: it succeeds exactly once; the same for a
+   style-model training, which resumes from its last checkpoint;
 2. a job that kills its worker at every start fails with worker_lost after the delivery cap; others still finish;
 3. storage cut during the result upload: retried with backoff, succeeds when storage is back;
 4. a whole worker (main process and pool) SIGKILLed: its message is stuck in ``unacked`` for hours, the reconciler
@@ -82,6 +83,58 @@ def test_sigkill_pool_process_mid_job_succeeds_exactly_once(fault_stack: FaultSt
     assert job["metrics"]["deliveries"] == 2
     assert _succeeded_count(fault_stack) == before + 1  # one transition to succeeded
     assert _result_objects(fault_stack, job_id) == [f"results/{job_id}/metrics.json", f"results/{job_id}/result.png"]
+
+
+# A training long enough to be caught mid-run (about 0.1 s a step at this size on 2 cores, random weights).
+TRAIN = {"size": 32, "steps": 150, "batch_size": 1, "width": 0.125, "residual_blocks": 1, "checkpoint_every": 5,
+         "progress_every": 1}
+
+
+def _style_model(stack: FaultStack, model_id: str) -> dict:
+    response = requests.get(f"{stack.api}/v1/styles/{model_id}", timeout=10)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def _wait_style(stack: FaultStack, model_id: str, until, timeout_s: float = 240) -> dict:
+    deadline = time.monotonic() + timeout_s
+    model: dict = {}
+    while time.monotonic() < deadline:
+        model = _style_model(stack, model_id)
+        if until(model):
+            return model
+        time.sleep(0.1)
+    raise AssertionError(f"style model {model_id} did not get there within {timeout_s} s; last seen: {model}")
+
+
+def test_sigkill_mid_training_resumes_from_the_last_checkpoint(fault_stack: FaultStack):
+    files = [("style", ("s.jpg", _jpeg(60))), ("train", ("a.jpg", _jpeg(61))), ("train", ("b.jpg", _jpeg(62)))]
+    response = requests.post(f"{fault_stack.api}/v1/styles", files=files, data={"params": json.dumps(TRAIN)},
+                             timeout=30)
+    assert response.status_code == 202, response.text
+    model_id = response.json()["id"]
+    running = _wait_style(fault_stack, model_id, lambda m: m["status"] == "running"
+                          and ((m.get("progress") or {}).get("iteration") or 0) >= 3 * TRAIN["checkpoint_every"])
+    killed_at = running["progress"]["iteration"]
+    pid = json.loads(fault_stack.redis.get(f"atelier:job:{model_id}"))["worker"]["pid"]
+    _owning_child(fault_stack, pid)
+    os.kill(pid, signal.SIGKILL)
+
+    model = _wait_style(fault_stack, model_id, lambda m: m["status"] in ("succeeded", "failed", "canceled"))
+    assert model["status"] == "succeeded", model
+    metrics = model["metrics"]
+    assert metrics["deliveries"] == 2
+    # The redelivery went on from the last checkpoint: it never went back by more than checkpoint_every steps.
+    assert killed_at - TRAIN["checkpoint_every"] <= metrics["resumed_from_step"] <= killed_at
+    assert metrics["resumed_from_step"] > 0
+    steps = [point[0] for point in model["loss_curve"]]
+    assert steps == sorted(set(steps)) and steps[-1] == TRAIN["steps"]  # one curve, no step twice
+    from services.storage import open_storage
+    from shared.settings import Settings
+
+    storage = open_storage(Settings.from_env(fault_stack.dev.settings_env))
+    assert sorted(storage.list_keys(f"models/{model_id}/")) == [f"models/{model_id}/curve.json",
+                                                                f"models/{model_id}/model.atls"]
 
 
 def test_job_that_kills_its_worker_every_time_fails_after_the_cap(fault_stack: FaultStack):
