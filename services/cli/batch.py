@@ -2,6 +2,7 @@
 
     atelier batch photos/ --style starry.jpg -o styled/ --size 512 --iterations 300
     atelier batch photos/ --style a.jpg --style b.jpg --style-blend 0.7,0.3 -o styled/ --dry-run
+    atelier batch photos/ --style-model 3f2a... -o styled/      # a trained model (atelier styles train): no --style
 
 It walks INPUT_DIR recursively (jpg, jpeg, png, webp; other files are counted and skipped), mirrors subfolders in
 OUTPUT_DIR (``photos/a/x.jpg`` -> ``styled/a/x.png``), and shows one progress bar: images done of total, the running
@@ -23,7 +24,7 @@ from typing import Any
 import click
 
 from services.cli.jobs import api_key_option, api_option
-from services.cli.options import params_from_options, style_param_options
+from services.cli.options import given_params, params_from_options, style_param_options
 from shared.errors import AtelierError
 from shared.params import PARAM_SPECS
 
@@ -56,9 +57,9 @@ def scan(input_dir: Path, output_dir: Path) -> tuple[list[Source], list[Path]]:
 
 @click.command(context_settings={"max_content_width": 120})
 @click.argument("input_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option("--style", "styles", multiple=True, required=True,
+@click.option("--style", "styles", multiple=True,
               type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="A style image; repeat for several (mixed with --style-blend).")
+              help="A style image; repeat for several (mixed with --style-blend). None with --style-model.")
 @click.option("-o", "--output", "output_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Folder for the results (subfolders of INPUT_DIR are mirrored) and the resume manifest.")
 @click.option("--dry-run", is_flag=True, help="List what would be done (from the manifest); send nothing.")
@@ -67,15 +68,15 @@ def scan(input_dir: Path, output_dir: Path) -> tuple[list[Source], list[Path]]:
 @style_param_options()
 def batch(input_dir: Path, styles: tuple[Path, ...], output_dir: Path, dry_run: bool, api_url: str,
           api_key: str | None, **param_options: Any) -> None:
-    """Style every image under INPUT_DIR with the --style image(s) into OUTPUT_DIR, resumably."""
+    """Style every image under INPUT_DIR with the --style image(s), or a trained --style-model, into OUTPUT_DIR,
+    resumably."""
     from services.manifest import Manifest, ManifestError, file_sha256, fingerprint
 
     try:
         params = params_from_options(param_options).with_styles(len(styles))
     except AtelierError as exc:
         raise click.ClickException(exc.message) from None
-    given = {spec.name for spec in PARAM_SPECS if param_options.get(spec.name) is not None}
-    payload = {name: value for name, value in params.to_dict().items() if name in given}
+    payload = given_params(PARAM_SPECS, param_options, params.to_dict())
     sources, others = scan(input_dir, output_dir)
     try:
         manifest = Manifest.open(output_dir, fingerprint=fingerprint([file_sha256(s) for s in styles], payload),

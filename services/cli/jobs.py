@@ -2,6 +2,7 @@
 ``services.client``.
 
     atelier submit cat.jpg starry.jpg --size 256 --iterations 100 --wait -o cat_starry.png
+    atelier submit cat.jpg --style-model 3f2a... --wait -o cat_fast.png    # a trained model (atelier styles train)
     atelier status 3f2a...
 
 ``--api`` / ``--api-key`` have the environment twins ``ATELIER_API_URL`` / ``ATELIER_API_KEY``. Stylization options
@@ -18,7 +19,7 @@ from typing import Any, NoReturn
 
 import click
 
-from services.cli.options import params_from_options, style_param_options
+from services.cli.options import given_params, params_from_options, style_param_options
 from shared.errors import AtelierError
 from shared.params import PARAM_SPECS
 
@@ -43,7 +44,7 @@ def _fail(message: str) -> NoReturn:
 
 @click.command()
 @click.argument("content", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.argument("styles", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("styles", nargs=-1, type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--wait", is_flag=True, help="Wait for the job to finish, with a progress bar.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="With --wait: write the result PNG here (default: CONTENT_stylized.png).")
@@ -55,15 +56,17 @@ def _fail(message: str) -> NoReturn:
 @style_param_options()
 def submit(content: Path, styles: tuple[Path, ...], wait: bool, output: Path | None, timeout_s: float | None,
            as_json: bool, api_url: str, api_key: str | None, **param_options: Any) -> None:
-    """Send CONTENT and one or more STYLE images to the API as a new job."""
+    """Send CONTENT and one or more STYLE images to the API as a new job.
+
+    With --style-model ID (a model from `atelier styles train`) give no STYLE: the model is the style, applied in
+    one forward pass (plus --refine-iterations of optimization from its output, if asked)."""
     from services.client import ClientError
 
     try:
         params = params_from_options(param_options).with_styles(len(styles))
     except AtelierError as exc:
         _fail(exc.message)
-    given = {spec.name for spec in PARAM_SPECS if param_options.get(spec.name) is not None}
-    payload = {name: value for name, value in params.to_dict().items() if name in given}
+    payload = given_params(PARAM_SPECS, param_options, params.to_dict())
     client = _client(api_url, api_key)
     try:
         job = client.submit(content, list(styles), params=payload)
@@ -116,11 +119,14 @@ def describe_job(job: dict[str, Any]) -> str:
 
 
 def wait_with_bar(client: Any, job_id: str, *, timeout_s: float | None = None, label: str | None = None,
-                  position: int = 0) -> dict[str, Any]:
-    """``client.wait`` with a tqdm bar over iterations (on stderr); returns the final job."""
+                  position: int = 0, wait: Any = None, unit: str = "it", total_param: str = "iterations"
+                  ) -> dict[str, Any]:
+    """``client.wait`` with a tqdm bar over iterations (on stderr); returns the final job. ``wait`` is another
+    waiting method of the same shape (``client.wait_style``, with ``unit="step"`` and ``total_param="steps"``)."""
     from tqdm import tqdm
 
-    bar = tqdm(total=None, desc=label or job_id[:8], unit="it", position=position, leave=True, file=sys.stderr,
+    wait = wait or client.wait
+    bar = tqdm(total=None, desc=label or job_id[:8], unit=unit, position=position, leave=True, file=sys.stderr,
                dynamic_ncols=True)
 
     last: dict[str, Any] = {}
@@ -131,7 +137,7 @@ def wait_with_bar(client: Any, job_id: str, *, timeout_s: float | None = None, l
         if state == last:  # redraw only on news, so logs that are not terminals stay short
             return
         last.update(state)
-        iterations = progress.get("iterations") or (job.get("params") or {}).get("iterations")
+        iterations = progress.get("iterations") or (job.get("params") or {}).get(total_param)
         if iterations and bar.total != iterations:
             bar.total = iterations
         if progress.get("iteration") is not None:
@@ -144,7 +150,7 @@ def wait_with_bar(client: Any, job_id: str, *, timeout_s: float | None = None, l
         bar.refresh()
 
     try:
-        return client.wait(job_id, timeout_s=timeout_s, poll_interval_s=0.5, on_update=update)
+        return wait(job_id, timeout_s=timeout_s, poll_interval_s=0.5, on_update=update)
     finally:
         bar.close()
 
