@@ -1,7 +1,7 @@
 """Entry point of the `atelier` console script.
 
 Commands live in their own modules and are imported only when invoked, so `atelier dev` or `atelier submit` never
-pay for (or need) TensorFlow; only `atelier stylize` loads the engine.
+pay for (or need) TensorFlow; only `atelier stylize` and `atelier styles train --local` load the engine.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ COMMANDS: dict[str, str] = {
     "submit": "services.cli.jobs:submit",
     "status": "services.cli.jobs:status",
     "batch": "services.cli.batch:batch",
+    "styles": "services.cli.styles:styles",
     "keys": "services.cli.keys:keys",
 }
 
