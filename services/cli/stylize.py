@@ -3,6 +3,17 @@
 The command is a thin shell over ``worker.engine.stylize``: it validates everything it can (parameters, input
 files, output path) *before* importing TensorFlow, so bad input fails fast with one line and no traceback, and
 ``atelier --help`` never pays for TensorFlow.
+
+With ``--style-model FILE_OR_ID`` it applies a trained fast-style model instead of optimizing (give no STYLE then):
+
+- a FILE (``atelier styles train --local -o model.atls``) is loaded here with ``feedforward.model_from_bytes`` (only
+  files the engine wrote load; a signed one needs its ``--key``) and applied in one forward pass
+  (``feedforward.stylize_fast``), no service involved. ``--refine-iterations N`` then runs N Gatys iterations from
+  the network's output (``engine.stylize(init_image=...)``, as the worker does); their style targets are the STYLE
+  images given (a model file holds no style images), which are required then.
+- an ID (32 hexadecimal characters, and no file of that name) is a model the service trained: the content goes to
+  ``--api`` as a job with ``params.style_model`` (and ``refine_iterations``, refined against the model's own styles),
+  with a progress bar, and the result is downloaded to OUTPUT.
 """
 
 from __future__ import annotations
@@ -11,17 +22,20 @@ import contextlib
 import json
 import math
 import os
+import re
 import signal
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import click
 
-from services.cli.options import params_from_options, style_param_options
-from shared.errors import AtelierError, ImageError
-from shared.params import StyleParams
+from services.cli.jobs import api_key_option, api_option
+from services.cli.options import given_params, params_from_options, style_param_options
+from shared.errors import AtelierError, EngineError, ImageError, ParamError
+from shared.params import MODEL_ID_PATTERN, PARAM_SPECS, SPECS_BY_NAME, StyleParams, coerce
 
 OUTPUT_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
 
@@ -52,7 +66,7 @@ def fail(message: str) -> click.ClickException:
 
 @click.command(cls=OneLineCommand, context_settings={"max_content_width": 120})
 @click.argument("content", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.argument("styles", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("styles", nargs=-1, type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="Where to write the result (PNG; .jpg/.webp also work).")
 @click.option("--save-every", type=click.IntRange(min=1), default=None, envvar="ATELIER_SAVE_EVERY",
@@ -63,15 +77,35 @@ def fail(message: str) -> click.ClickException:
 @click.option("--report", type=click.Path(dir_okay=False, path_type=Path), default=None, envvar="ATELIER_REPORT",
               show_envvar=True, help="Write the run's metrics as JSON to this file.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@click.option("--key", "signing_key", default=None, envvar="ATELIER_MODEL_SIGNING_KEY", show_envvar=True,
+              help="With --style-model FILE: the key the model file was signed with (atelier styles train --key).")
+@api_option
+@api_key_option
 @style_param_options()
 def stylize(content: Path, styles: tuple[Path, ...], output: Path, save_every: int | None,
-            preview_dir: Path | None, report: Path | None, quiet: bool, **param_options: Any) -> None:
-    """Stylize CONTENT with one or more STYLE images and write OUTPUT.
+            preview_dir: Path | None, report: Path | None, quiet: bool, signing_key: str | None, api_url: str,
+            api_key: str | None, **param_options: Any) -> None:
+    """Stylize CONTENT with one or more STYLE images and write OUTPUT; or, with --style-model FILE_OR_ID, with a
+    trained fast-style model (a model file, applied here; or a model id, applied by the service at --api).
 
     \b
-    Example:
+    Examples:
       atelier stylize cat.jpg starry_night.jpg -o cat_starry.png --size 512 --report run.json
+      atelier stylize cat.jpg --style-model starry.atls -o cat_fast.png
+      atelier stylize cat.jpg --style-model 3f2a... --api http://127.0.0.1:8000 -o cat_fast.png
     """
+    style_model = param_options.pop("style_model", None)
+    if style_model is not None:
+        model_file, model_id = _resolve_style_model(style_model)
+        if model_file is not None:
+            _stylize_with_model_file(model_file, content, styles, output, save_every, preview_dir, report, quiet,
+                                     signing_key, param_options)
+        else:
+            _stylize_with_model_id(model_id, content, styles, output, report, quiet, api_url, api_key,
+                                   param_options)
+        return
+    if not styles:
+        raise fail("Missing argument 'STYLES...': give one or more style images, or --style-model FILE_OR_ID")
     try:
         params = params_from_options(param_options).with_styles(len(styles))
         params = _with_progress_for_saves(params, save_every, preview_dir)
@@ -95,6 +129,127 @@ def stylize(content: Path, styles: tuple[Path, ...], output: Path, save_every: i
     if not quiet:
         click.echo(f"wrote {output} ({result.metrics['seconds']:.1f} s, "
                    f"{result.metrics['seconds_per_iteration']:.3f} s/it)", err=True)
+
+
+# --- style models ---------------------------------------------------------------------------------------------
+
+
+def _resolve_style_model(value: str) -> tuple[Path | None, str | None]:
+    """``(file, None)`` for an existing file, ``(None, id)`` for a model id; anything else is a one-line error."""
+    path = Path(value)
+    if path.is_file():
+        return path, None
+    if re.fullmatch(MODEL_ID_PATTERN, value):
+        return None, value
+    if path.exists():
+        raise fail(f"--style-model {value!r} is not a file; give a model file (atelier styles train --local) or a "
+                   "model id")
+    raise fail(f"--style-model {value!r}: no such file, and not a model id (32 hexadecimal characters, from "
+               "atelier styles train)")
+
+
+def _stylize_with_model_file(path: Path, content: Path, styles: tuple[Path, ...], output: Path,
+                             save_every: int | None, preview_dir: Path | None, report: Path | None, quiet: bool,
+                             signing_key: str | None, options: dict[str, Any]) -> None:
+    """One forward pass of a local model file (plus ``--refine-iterations`` of Gatys from its output)."""
+    try:
+        refine = coerce(SPECS_BY_NAME["refine_iterations"], options.pop("refine_iterations", None) or 0)
+        params = params_from_options(options)
+        refine_params = None
+        if refine:
+            if not styles:
+                raise ParamError("refine_without_styles", f"--refine-iterations {refine} with a model file needs the "
+                                 "STYLE images to refine towards (a model file holds none)", field="style")
+            refine_params = _with_progress_for_saves(params.replace(iterations=refine).with_styles(len(styles)),
+                                                     save_every, preview_dir)
+        elif styles:
+            raise ParamError("style_images_with_style_model", f"got {len(styles)} style images and a style model: "
+                             "the model is the style; give STYLE images only with --refine-iterations",
+                             field="style")
+        _check_output_format(output)
+        content_rgb = _read_rgb(content, role="content")
+        style_rgbs = [_read_rgb(p, role="style") for p in styles]
+        data = path.read_bytes()
+        _make_output_dirs(output, report, preview_dir)
+        with _quiet_tensorflow_import():
+            from worker.engine import feedforward
+        try:
+            model = feedforward.model_from_bytes(data, key=signing_key.encode() if signing_key else None)
+        except EngineError as error:
+            raise EngineError(error.code, f"style model {str(path)!r} refused: {error.message}") from None
+        started = time.perf_counter()
+        # The model's own colour mode unless --preserve-color (or its environment twin) says otherwise.
+        mode = params.preserve_color if options.get("preserve_color") is not None else None
+        image = feedforward.stylize_fast(model, content_rgb, size=params.size, preserve_color=mode)
+        apply_s = time.perf_counter() - started
+        metrics: dict[str, Any] = {
+            "mode": "fast", "style_model": str(path), "apply_s": round(apply_s, 4), "seconds": round(apply_s, 4),
+            "size_px": [int(image.shape[0]), int(image.shape[1])],
+            "model": {"trained_steps": model.meta.get("trained_steps"), "width": model.width,
+                      "residual_blocks": model.residual_blocks, "preserve_color": model.preserve_color},
+        }
+        cancelled = False
+        if refine_params is not None:
+            result = _run_engine(content_rgb, style_rgbs, refine_params, save_every=save_every,
+                                 preview_dir=preview_dir, output=output, show_progress=not quiet, init_image=image)
+            image, cancelled = result.image, result.cancelled
+            metrics = {**result.metrics, **metrics, "mode": "fast+refine",
+                       "seconds": round(time.perf_counter() - started, 4)}
+        _write_image(image, output)
+        if report is not None:
+            _write_report(report, metrics, refine_params or params, content, styles, output)
+    except AtelierError as error:
+        raise fail(error.message) from None
+    except OSError as error:
+        raise fail(f"{error.filename or ''}: {error.strerror or error}".lstrip(": ")) from None
+    if cancelled:
+        click.echo(f"interrupted: wrote the image after {metrics.get('iterations_run')} refinement iterations to "
+                   f"{output}", err=True)
+        sys.exit(130)
+    if not quiet:
+        click.echo(f"wrote {output} ({metrics['mode']}, {metrics['seconds']:.3f} s)", err=True)
+
+
+def _stylize_with_model_id(model_id: str | None, content: Path, styles: tuple[Path, ...], output: Path,
+                           report: Path | None, quiet: bool, api_url: str, api_key: str | None,
+                           options: dict[str, Any]) -> None:
+    """A job on the service with ``params.style_model``; the result downloaded to ``output``."""
+    from services.cli.jobs import wait_with_bar
+    from services.client import Client, ClientError
+
+    options = {**options, "style_model": model_id}
+    try:
+        params = params_from_options(options).with_styles(len(styles))
+        _check_output_format(output)
+    except AtelierError as error:
+        raise fail(error.message) from None
+    client = Client(api_url, api_key=api_key)
+    try:
+        job = client.submit(content, params=given_params(PARAM_SPECS, options, params.to_dict()))
+        if quiet:
+            job = client.wait(job["id"])
+        else:
+            click.echo(f"job {job['id']} submitted", err=True)
+            job = wait_with_bar(client, job["id"], label="stylize")
+        if job["status"] != "succeeded":
+            error = job.get("error") or {}
+            raise fail(f"job {job['id']} {job['status']}: {error.get('code')}: {error.get('message')}")
+        png = client.result_bytes(job["id"])
+        output.parent.mkdir(parents=True, exist_ok=True)
+        if output.suffix.lower() == ".png":
+            output.write_bytes(png)
+        else:
+            from shared.images import load_rgb
+
+            _write_image(load_rgb(png, field="result"), output)
+        if report is not None:
+            _write_report(report, dict(job.get("metrics") or {}), params, content, styles, output)
+    except ClientError as exc:
+        raise fail(str(exc)) from None
+    except OSError as error:
+        raise fail(f"{error.filename or ''}: {error.strerror or error}".lstrip(": ")) from None
+    if not quiet:
+        click.echo(f"wrote {output} (job {job['id']}, {(job.get('metrics') or {}).get('mode', 'fast')})", err=True)
 
 
 # --- steps --------------------------------------------------------------------------------------------------------
@@ -133,7 +288,7 @@ def _make_output_dirs(output: Path, report: Path | None, preview_dir: Path | Non
 
 
 def _run_engine(content_rgb: Any, style_rgbs: list[Any], params: StyleParams, *, save_every: int | None,
-                preview_dir: Path | None, output: Path, show_progress: bool) -> Any:
+                preview_dir: Path | None, output: Path, show_progress: bool, init_image: Any = None) -> Any:
     from tqdm import tqdm
 
     with _quiet_tensorflow_import():
@@ -161,7 +316,8 @@ def _run_engine(content_rgb: Any, style_rgbs: list[Any], params: StyleParams, *,
 
     try:
         with interrupted:
-            return engine_stylize(content_rgb, style_rgbs, params, on_progress=on_progress, weights=weights)
+            return engine_stylize(content_rgb, style_rgbs, params, on_progress=on_progress, weights=weights,
+                                  init_image=init_image)
     finally:
         for bar in bars:
             bar.close()
