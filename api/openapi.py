@@ -211,6 +211,10 @@ SCHEMAS: dict[str, Any] = {
             "params": _ref("Params"),
             "inputs": {"type": "object", "properties": {
                 "style_names": {"type": "array", "items": {"type": ["string", "null"]}}}},
+            "mode": {"type": "string", "enum": ["optimize", "fast"],
+                     "description": "How the children are styled (auto has been decided into one of these)."},
+            "mode_reason": {"type": ["string", "null"], "description": "Why, with the figures auto weighed."},
+            "style_model": {"type": ["string", "null"], "description": "The style model the children apply (fast)."},
             "total": {"type": "integer", "description": "Number of items (child jobs)."},
             "counts": {"type": "object", "description": "Children per status.",
                        "properties": {status: {"type": "integer"} for status in STATUS_VALUES}},
@@ -372,6 +376,15 @@ _BATCH_FORM = {
         "content": {"type": "array", "items": _IMAGE,
                     "description": "Optional first contents; each part's file name is the item's source name (a "
                                    "relative path, unique in the batch)."},
+        "mode": {"type": "string", "enum": ["optimize", "fast", "auto"], "default": "optimize",
+                 "description": "A text part. optimize: a Gatys job per content. fast: one forward pass per content "
+                                "through params.style_model, or through a model the batch first trains on these "
+                                "contents (train_params). auto: fast when training plus applying costs less than "
+                                "optimizing every image (contents here plus expected_items)."},
+        "train_params": {**_ref("TrainParams"), "description": "A text part holding a JSON object (see "
+                         "TrainParams): the model a fast batch trains."},
+        "expected_items": {"type": "string", "pattern": "^[0-9]{1,8}$",
+                           "description": "A text part: how many more contents this batch will get (auto)."},
     },
 }
 _BATCH_ENCODING = {"style": _IMAGE_ENCODING, "content": _IMAGE_ENCODING,

@@ -18,10 +18,12 @@ from collections.abc import Sequence
 from api.context import ApiContext
 from services import capabilities
 from services.redis_client import redis_errors
+from shared.backbones import layers_or_default
 from shared.errors import ParamError
-from shared.geometry import check_job
+from shared.geometry import check_geometry, check_job
 from shared.jobs import JobKind, JobStatus
 from shared.params import StyleParams
+from shared.train_params import TrainParams
 
 
 def check_runnable(ctx: ApiContext, params: StyleParams, content_hw: tuple[int, int] | None,
@@ -30,6 +32,17 @@ def check_runnable(ctx: ApiContext, params: StyleParams, content_hw: tuple[int, 
     ``content_hw`` None (a batch created before its items) checks at ``size`` alone: the content's long side after
     scaling is ``size`` whatever its aspect ratio, so the geometry check does not depend on it."""
     check_job(params, content_hw or (params.size, params.size), style_hws)
+    check_backbone_available(ctx, params.backbone)
+
+
+def check_trainable(ctx: ApiContext, params: TrainParams, style_hws: Sequence[tuple[int, int]]) -> None:
+    """A style model can be trained with ``params``: its layers exist, every crop (``size`` square) and style image
+    is large enough for them (the same rule as Gatys jobs), and some worker has the loss network's weights."""
+    gatys = params.style_params()
+    content = [name for name, _w in layers_or_default(gatys.backbone, gatys.content_layers, "content")]
+    style = [name for name, _w in layers_or_default(gatys.backbone, gatys.style_layers, "style")]
+    check_geometry(gatys.backbone, content, style, (params.size, params.size), style_hws, params.size,
+                   params.style_scale)
     check_backbone_available(ctx, params.backbone)
 
 

@@ -26,9 +26,14 @@ log = logging.getLogger(__name__)
 
 
 def submit(ctx: ApiContext, record: JobRecord, uploads: Sequence[Upload] = (), *,
-           created_keys: list[str] | None = None, after_record: Callable[[], None] | None = None) -> JobRecord:
+           created_keys: list[str] | None = None, after_record: Callable[[], None] | None = None,
+           enqueue: bool = True) -> JobRecord:
     """Store ``uploads``, write ``record`` (status ``queued``), run ``after_record`` (e.g. add the batch item), then
     enqueue the record's kind on its queue. Returns the record as written.
+
+    ``enqueue=False`` leaves a queued record without a message: a batch child waiting for the style model its batch
+    is training. The training's worker enqueues it once the model exists, and the reconciler leaves such jobs alone
+    until their model's training has ended (``worker/reconciler.py``).
 
     ``created_keys`` collects the storage keys this call created, for a caller that must undo a larger request
     (a batch of many items); on failure this call removes its own keys and record before raising."""
@@ -42,7 +47,8 @@ def submit(ctx: ApiContext, record: JobRecord, uploads: Sequence[Upload] = (), *
         record_written = True
         if after_record is not None:
             after_record()
-        ctx.queue.enqueue(record.id, queue=record.queue, kind=record.kind)
+        if enqueue:
+            ctx.queue.enqueue(record.id, queue=record.queue, kind=record.kind)
     except BaseException:
         roll_back(ctx, record.id if record_written else None, mine)
         raise

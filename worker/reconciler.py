@@ -108,10 +108,20 @@ class Reconciler:
             if job_id in in_broker:
                 continue
             record = self.registry.get(job_id)
-            if record is None or record.status != JobStatus.QUEUED:
+            if record is None or record.status != JobStatus.QUEUED or self._waits_for_its_model(record):
                 continue
             self.queue.enqueue(job_id, queue=record.queue or QUEUES[0], kind=record.kind)
             report.requeued_missing.append(job_id)
+
+    def _waits_for_its_model(self, record: JobRecord) -> bool:
+        """A fast batch's child is queued without a message on purpose while its batch trains the style model it
+        applies (api/batch_mode.py); the training's worker enqueues it. Once the training ended (even failed), it is
+        re-enqueued like any other: it then runs, or fails with style_model_not_ready."""
+        model_id = record.params.get("style_model")
+        if not model_id:
+            return False
+        training = self.registry.get(model_id)
+        return training is not None and not training.terminal
 
     def _running_without_worker(self, now_s: float, waiting: set[str], unacked: set[str],
                                 report: PassReport) -> None:

@@ -30,6 +30,7 @@ from typing import Any
 
 import redis
 
+from services.batches import BatchRegistry
 from services.redis_keys import MODEL_SIGNING_KEY
 from shared.errors import NotFound
 from shared.images import load_rgb
@@ -85,9 +86,10 @@ class StyleTrainingHandler:
     """The ``train_style`` handler for ``JobRunner(handlers=...)``; ``train`` is the engine's (injectable)."""
 
     def __init__(self, runner: Any, *, key: Callable[[], bytes], builtin_images: Callable[[], list[Any]],
-                 train: Callable[..., Any] | None = None, weights: Any = None) -> None:
+                 train: Callable[..., Any] | None = None, weights: Any = None, queue: Any = None) -> None:
         self.runner, self.key, self.builtin_images = runner, key, builtin_images
         self.train, self.weights = train, weights
+        self.queue = queue  # services.queue.JobQueue: releases a fast batch's children once its model exists
 
     def __call__(self, record: JobRecord, lease: Any, task_started_s: float) -> str:
         runner, storage, job_id = self.runner, self.runner.storage, record.id
@@ -132,7 +134,19 @@ class StyleTrainingHandler:
                        previews_stored=len(reporter.previews))
         runner.registry.finish(job_id, JobStatus.SUCCEEDED, result={"key": model_key(job_id)}, metrics=metrics)
         log.info("style model %s trained: %d steps in %.1f s", job_id, params.steps, engine_wall_s)
+        if inputs.get("for_batch"):
+            self._release_batch(inputs["for_batch"])
         return JobStatus.SUCCEEDED.value
+
+    def _release_batch(self, batch_id: str) -> None:
+        """Enqueue the batch's children that waited for this model (queued, no message yet). A child added while
+        this runs and missed here is enqueued by the reconciler once it sees the model's training has ended."""
+        if self.queue is None:
+            return
+        batches = BatchRegistry(self.runner.registry)
+        for child in batches.children(batches.items(batch_id)):
+            if child is not None and child.status == JobStatus.QUEUED:
+                self.queue.enqueue(child.id, queue=child.queue, kind=child.kind)
 
     def _checkpoint(self, job_id: str, trainer: Any) -> Any:
         try:

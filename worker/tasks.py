@@ -8,6 +8,7 @@ import os
 import socket
 from functools import lru_cache, partial
 
+from services.queue import JobQueue
 from services.registry import JobRegistry
 from services.storage import open_storage
 from services.training_set import builtin_training_images
@@ -41,7 +42,7 @@ def _runner(pid: int) -> JobRunner:
         style_models=StyleModelCache(storage, key),
     )
     runner.handlers["train_style"] = StyleTrainingHandler(runner, key=key, builtin_images=builtin_training_images,
-                                                          weights=weights)
+                                                          weights=weights, queue=JobQueue(app))
     return runner
 
 

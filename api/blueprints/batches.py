@@ -25,17 +25,19 @@ from typing import Any
 
 from flask import Blueprint, Response, request, stream_with_context
 
-from api import idempotency
+from api import batch_mode, idempotency
 from api.auth import current_tenant
 from api.context import ApiContext, api_context
 from api.presenter import result_url
 from api.ratelimit import admit_submission
-from api.runnable import check_backbone_available, check_runnable, check_style_model
+from api.runnable import check_backbone_available, check_runnable, check_style_model, check_trainable
 from api.submission import roll_back, store_upload, submit
 from api.validation import (
     Upload,
+    form_text,
     int_query_arg,
     json_body,
+    parse_json_object,
     parse_styles_and_params,
     read_upload,
     refuse_unknown_parts,
@@ -52,9 +54,10 @@ from services.batches import (
 )
 from services.tenants import DEFAULT_TENANT
 from shared.errors import BadRequest, NotFound, NotReady
-from shared.jobs import JobRecord, JobStatus, new_job_id, new_job_record
+from shared.jobs import JobRecord, JobStatus, model_key, new_job_id, new_job_record, new_style_model_record
 from shared.params import StyleParams
 from shared.tasks import BULK_QUEUE
+from shared.train_params import TrainParams
 
 log = logging.getLogger(__name__)
 
@@ -94,38 +97,51 @@ def _batches(ctx: ApiContext) -> BatchRegistry:
 def create_batch() -> tuple[dict[str, Any], int, dict[str, str]]:
     ctx = api_context()
     require_multipart(request)
-    refuse_unknown_parts(request, ("style", "content"), ("params",))
+    refuse_unknown_parts(request, ("style", "content"), ("params", "mode", "train_params", "expected_items"))
     style_files, params = parse_styles_and_params(request)
+    train = TrainParams.from_mapping(parse_json_object(form_text(request, "train_params"), "train_params",
+                                                       '{"steps": 1000}'))
     styles = [read_upload(file, f"style[{i}]", ctx.settings.max_image_pixels) for i, file in enumerate(style_files)]
     contents = _uploaded_items(ctx, required=False)
     # Whether an image is large enough depends on size, style_scale and the layers only (its long side after
     # scaling is fixed by them; thin images are padded), so checking the batch checks every item it will get.
     check_runnable(ctx, params, None, [upload.image.shape for upload in styles])
+    expected = _expected_items(form_text(request, "expected_items"))
+    batch_plan = batch_mode.plan(form_text(request, "mode") or "optimize", params, train, len(contents) + expected)
+    if batch_plan.train is not None:
+        train.with_styles(len(styles))
+        check_trainable(ctx, train, [upload.image.shape for upload in styles])
 
     batches = _batches(ctx)
     tenant = current_tenant()
     model_key = check_style_model(ctx, params.style_model, tenant)
 
     def create(batch_id: str) -> str:
-        admit_submission(ctx, tenant, new_jobs=len(contents))
+        admit_submission(ctx, tenant, new_jobs=len(contents) + (batch_plan.train is not None))
         created_keys: list[str] = []
         record = new_batch_record(params=params.to_dict(), style_keys=[upload.key for upload in styles],
                                   style_names=[upload.name for upload in styles], batch_id=batch_id)
         record["tenant"] = tenant  # api/auth.py: only this tenant sees the batch and its children
         record["inputs"]["style_model"] = model_key
+        record.update(mode=batch_plan.mode, mode_reason=batch_plan.reason)
         try:
             for upload in styles:
                 store_upload(ctx, upload, created_keys)
+            if batch_plan.train is not None:
+                _train_for_batch(ctx, record, batch_plan.train, styles, contents, created_keys)
             batches.create(record)
             _add_items(ctx, batches, record, contents, created_keys)
         except BaseException:
             _delete_quietly(lambda: batches.delete(record["id"]), f"batch {record['id']}")
+            if record.get("style_model") and batch_plan.train is not None:
+                _delete_quietly(lambda: ctx.registry.delete(record["style_model"]), "the batch's training")
             roll_back(ctx, None, created_keys)
             raise
         return batch_id
 
     body = idempotency.fingerprint(params=params.to_dict(), styles=[upload.key for upload in styles],
-                                   contents=[(item.name, item.key) for item in contents])
+                                   contents=[(item.name, item.key) for item in contents], mode=batch_plan.mode,
+                                   train=train.to_dict() if batch_plan.train else None)
     batch_id, created = idempotency.create_once(
         ctx, tenant, "batches", body, new_id=new_job_id, create=create,
         load=lambda existing: existing if batches.get(existing) is not None else None)
@@ -211,6 +227,9 @@ def present_batch(ctx: ApiContext, batch_id: str, *, offset: int = 0, limit: int
         "canceled_at": record.get("canceled_at"),
         "params": record["params"],
         "inputs": {"style_names": record["inputs"]["style_names"]},
+        "mode": record.get("mode", "optimize"),
+        "mode_reason": record.get("mode_reason"),
+        "style_model": record["params"].get("style_model"),
         **summary,
         "items": page,
         "offset": offset,
@@ -238,6 +257,42 @@ def _present_item(item: dict[str, Any], child: JobRecord | None) -> dict[str, An
 # --- adding children ------------------------------------------------------------------------------------------------
 
 
+def _expected_items(text: str | None) -> int:
+    if text is None or not text.strip():
+        return 0
+    if not text.strip().isdigit() or not 0 <= int(text) <= 10**7:
+        raise BadRequest("bad_expected_items", f"expected_items={text[:40]!r} is not allowed; expected an integer "
+                         "from 0 to 10000000 (how many more contents this batch will get)", field="expected_items")
+    return int(text)
+
+
+def _train_for_batch(ctx: ApiContext, batch: dict[str, Any], train: TrainParams, styles: list[Upload],
+                     contents: list[NewItem], created_keys: list[str]) -> None:
+    """``mode=fast`` without a model: queue the training of one on the batch's contents (through the one
+    submission path), and make the batch's children apply it."""
+    model_id = new_job_id()
+    uploads = [item.upload for item in contents if item.upload is not None]
+    record = new_style_model_record(
+        model_id, params=train.to_dict(), style_keys=[upload.key for upload in styles],
+        style_names=[upload.name for upload in styles], train_keys=[item.key for item in contents],
+        train_names=[item.name for item in contents], from_batch=batch["id"], tenant=batch["tenant"])
+    record.inputs["for_batch"] = batch["id"]  # its worker enqueues the batch's waiting children when done
+    submit(ctx, record, uploads, created_keys=created_keys)
+    batch["style_model"] = model_id
+    batch["inputs"]["style_model"] = model_key(model_id)
+    batch["params"] = {**batch["params"], "style_model": model_id}
+
+
+def _model_ready(ctx: ApiContext, batch: dict[str, Any]) -> bool:
+    """Whether the batch's children can run now: no model (optimize), a given one, or its own training finished
+    (a failed training lets them run too: they fail with style_model_not_ready, a code the client can read)."""
+    model_id = batch.get("style_model")
+    if not model_id:
+        return True
+    training = ctx.registry.get(model_id)
+    return training is None or training.terminal
+
+
 def _add_items(ctx: ApiContext, batches: BatchRegistry, batch: dict[str, Any], items: list[NewItem],
                created_keys: list[str]) -> list[dict[str, Any]]:
     """Create, record and enqueue one child per new name through the one submission path
@@ -246,6 +301,8 @@ def _add_items(ctx: ApiContext, batches: BatchRegistry, batch: dict[str, Any], i
     then the error propagates; the caller removes the inputs listed in ``created_keys``."""
     added: list[dict[str, Any]] = []
     created: list[tuple[str, str]] = []
+    enqueue = _model_ready(ctx, batch)
+    fast = bool(batch["inputs"].get("style_model"))
     try:
         for item in items:
             job_id = new_job_id()
@@ -254,14 +311,16 @@ def _add_items(ctx: ApiContext, batches: BatchRegistry, batch: dict[str, Any], i
                 added.append({"name": item.name, "job_id": existing, "created": False})
                 continue
             record = new_job_record(
-                job_id, params=batch["params"], content_key=item.key, style_keys=batch["inputs"]["styles"],
-                content_name=item.name, style_names=batch["inputs"]["style_names"], queue=BULK_QUEUE,
+                job_id, params=batch["params"], content_key=item.key,
+                style_keys=[] if fast else batch["inputs"]["styles"],  # with a model, the model is the style
+                content_name=item.name, style_names=[] if fast else batch["inputs"]["style_names"], queue=BULK_QUEUE,
                 batch_id=batch["id"], tenant=batch.get("tenant") or DEFAULT_TENANT,
                 style_model_key=batch["inputs"].get("style_model"),
             )
             try:
                 submit(ctx, record, [item.upload] if item.upload else [], created_keys=created_keys,
-                       after_record=lambda n=item.name, j=job_id: batches.append_item(batch["id"], n, j))
+                       after_record=lambda n=item.name, j=job_id: batches.append_item(batch["id"], n, j),
+                       enqueue=enqueue)
             except BaseException:
                 _delete_quietly(lambda n=item.name, j=job_id: batches.remove_item(batch["id"], n, j),
                                 f"item {item.name}")

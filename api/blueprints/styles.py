@@ -26,10 +26,9 @@ from api.blueprints.jobs import serve_png
 from api.context import ApiContext, api_context
 from api.presenter import preview_iteration
 from api.ratelimit import admit_submission
-from api.runnable import check_backbone_available
+from api.runnable import check_trainable
 from api.submission import submit
 from api.validation import (
-    Upload,
     form_text,
     int_query_arg,
     parse_json_object,
@@ -39,9 +38,7 @@ from api.validation import (
 )
 from services.batches import BatchRegistry
 from services.registry import MAX_LIST_LIMIT
-from shared.backbones import layers_or_default
 from shared.errors import BadRequest, NotFound
-from shared.geometry import check_geometry
 from shared.jobs import JobKind, JobRecord, JobStatus, curve_key, new_job_id, new_style_model_record, preview_key
 from shared.params import MAX_STYLES
 from shared.train_params import TrainParams
@@ -86,7 +83,7 @@ def create_style() -> tuple[dict[str, Any], int, dict[str, str]]:
     max_pixels = ctx.settings.max_image_pixels
     styles = [read_upload(file, f"style[{i}]", max_pixels) for i, file in enumerate(style_files)]
     train = [read_upload(file, f"train[{i}]", max_pixels) for i, file in enumerate(train_files)]
-    _check_trainable(ctx, params, styles)
+    check_trainable(ctx, params, [upload.image.shape for upload in styles])
 
     def create(model_id: str) -> JobRecord:
         admit_submission(ctx, tenant, new_jobs=1)
@@ -174,17 +171,6 @@ def _batch_contents(ctx: ApiContext, batch_id: str, tenant: str) -> list[str]:
         raise BadRequest("empty_batch", f"batch {batch_id} has no contents yet to learn from; add items first or "
                          "send 'train' files", field="from_batch")
     return keys[:MAX_TRAIN_IMAGES]
-
-
-def _check_trainable(ctx: ApiContext, params: TrainParams, styles: list[Upload]) -> None:
-    """Layers exist and every crop and style image is large enough for them (training crops are ``size`` square;
-    the same rule as Gatys jobs), and some worker has the loss network's weights."""
-    gatys = params.style_params()
-    content = [name for name, _w in layers_or_default(gatys.backbone, gatys.content_layers, "content")]
-    style = [name for name, _w in layers_or_default(gatys.backbone, gatys.style_layers, "style")]
-    check_geometry(gatys.backbone, content, style, (params.size, params.size),
-                   [upload.image.shape for upload in styles], params.size, params.style_scale)
-    check_backbone_available(ctx, params.backbone)
 
 
 def present_style_model(ctx: ApiContext, record: JobRecord, *, with_curve: bool = True) -> dict[str, Any]:

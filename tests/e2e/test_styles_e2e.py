@@ -105,3 +105,22 @@ def test_cancel_a_training(s3_stack: Stack):
     refused = requests.post(f"{s3_stack.api_url}/v1/jobs", files=[("content", ("c.jpg", CONTENT.read_bytes()))],
                             data={"params": json.dumps({"style_model": model_id})}, timeout=30)
     assert refused.status_code == 422 and refused.json()["error"]["code"] == "style_model_not_ready"
+
+
+def test_a_fast_batch_trains_on_its_contents_then_styles_every_item(s3_stack: Stack):
+    files = [("style", ("s.jpg", STYLE.read_bytes())), ("content", ("a.jpg", CONTENT.read_bytes())),
+             ("content", ("b/c.jpg", _jpeg(7)))]
+    response = requests.post(f"{s3_stack.api_url}/v1/batches", files=files, timeout=30, data={
+        "mode": "fast", "params": json.dumps({"size": 40}), "train_params": json.dumps({**TINY, "steps": 4})})
+    assert response.status_code == 201, response.text
+    batch = response.json()
+    assert batch["mode"] == "fast" and batch["style_model"]
+    done = wait_until(lambda: (lambda b: b if b["status"] in ("finished", "canceled") else None)(
+        requests.get(f"{s3_stack.api_url}/v1/batches/{batch['id']}", timeout=10).json()), 240, interval_s=0.3,
+        what="the fast batch")
+    assert done["counts"]["succeeded"] == 2, (done, s3_stack.logs())
+    model = requests.get(f"{s3_stack.api_url}/v1/styles/{batch['style_model']}", timeout=10).json()
+    assert model["status"] == "succeeded" and model["inputs"]["train_images"] == 2
+    for item in done["items"]:
+        job = requests.get(f"{s3_stack.api_url}/v1/jobs/{item['job_id']}", timeout=10).json()
+        assert job["metrics"]["mode"] == "fast" and job["metrics"]["style_model"] == batch["style_model"]
