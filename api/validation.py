@@ -32,6 +32,7 @@ FORM_FIELDS = ("params", "queue")
 # Far above any real params object (every parameter with 64 layers is about 4 KB); a bigger one is a mistake or an
 # attack, and json.loads on it would only waste the request's time.
 MAX_PARAMS_CHARS = 64 * 1024
+SMALL_BODY_BYTES = 4096  # bodies this small are read whole to tell an empty form from garbage
 
 
 @dataclass(frozen=True)
@@ -169,9 +170,16 @@ def require_multipart(request: Request) -> None:
     if request.mimetype != "multipart/form-data":
         raise BadRequest("expected_multipart", f"the body is {request.mimetype or 'empty'!r}; expected "
                          "multipart/form-data (curl -F 'content=@photo.jpg' -F 'style=@painting.jpg')", field=None)
-    if not request.mimetype_params.get("boundary"):
+    boundary = request.mimetype_params.get("boundary")
+    if not boundary:
         raise BadRequest("malformed_multipart", "the multipart/form-data Content-Type has no boundary parameter")
-    if not request.files and not request.form and (request.content_length or 0) > 0:
+    length = request.content_length or 0
+    empty_form = False
+    if length <= SMALL_BODY_BYTES:
+        # Read before the form parser (which then parses this cached copy): a body of just the closing delimiter,
+        # "--<boundary>--", is a well-formed empty form, not garbage.
+        empty_form = request.get_data(cache=True).strip() == f"--{boundary}--".encode()
+    if not request.files and not request.form and length > 0 and not empty_form:
         raise BadRequest("malformed_multipart", "the multipart body could not be parsed into parts (wrong boundary, "
                          "missing closing delimiter or not multipart at all)")
 
