@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import json
 import sys
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -140,9 +139,7 @@ def _train_remote(style_images: tuple[Path, ...], train_files: list[Path], from_
 
     client = Client(api_url, api_key=api_key)
     try:
-        # One key per invocation: should the answer be lost and this call retried, the service trains once.
-        model = client.train_style(list(style_images), train=train_files, from_batch=from_batch, params=payload,
-                                   idempotency_key=uuid.uuid4().hex)
+        model = client.train_style(list(style_images), train=train_files, from_batch=from_batch, params=payload)
         if output is not None:
             output.parent.mkdir(parents=True, exist_ok=True)
             output.write_text(model["id"] + "\n")

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from services.cli.options import env_name
+from services.cli.options import TRAIN_ENV_PREFIX, env_name
 from shared.params import PARAM_SPECS
+from shared.train_params import TRAIN_PARAM_SPECS
 
 ROOT = Path(__file__).resolve().parents[2]
 # Sample photographs and paintings with licenses, inside the repository (examples/LICENSES.md).
@@ -32,7 +33,9 @@ def run_atelier(*args: str | os.PathLike[str], env: dict[str, str] | None = None
     """Run the ``atelier`` CLI in a fresh process (as a user would), capturing stdout and stderr."""
     # Parameter twins set in the developer's shell must not change what a test runs, and these tests use the real
     # ImageNet weights, so the test-only random-weights switch is dropped too.
-    dropped = {env_name(spec.name) for spec in PARAM_SPECS} | {"ATELIER_TEST_RANDOM_WEIGHTS"}
+    dropped = ({env_name(spec.name) for spec in PARAM_SPECS}
+               | {env_name(spec.name, TRAIN_ENV_PREFIX) for spec in TRAIN_PARAM_SPECS}
+               | {"ATELIER_TEST_RANDOM_WEIGHTS", "ATELIER_MODEL_SIGNING_KEY"})
     full_env = {key: value for key, value in os.environ.items() if key not in dropped}
     full_env.update(env or {})
     return subprocess.run([sys.executable, "-m", "services.cli.main", *map(str, args)], cwd=ROOT, env=full_env,
