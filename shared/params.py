@@ -15,7 +15,7 @@ import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar, TypeVar
 
 from shared.errors import ParamError
 
@@ -108,8 +108,51 @@ def _default(name: str) -> Any:
     return SPECS_BY_NAME[name].default
 
 
+Self = TypeVar("Self", bound="SpecParams")
+
+
+class SpecParams:
+    """What every parameter object declared by ``ParamSpec``s shares (``StyleParams``, ``TrainParams``): coercion of
+    every field on construction, ``from_mapping`` with unknown names refused, the JSON form. Subclasses are frozen
+    dataclasses whose fields are exactly ``SPECS``, in order, with the specs' defaults."""
+
+    SPECS: ClassVar[tuple[ParamSpec, ...]] = ()
+    WHAT: ClassVar[str] = "parameter"  # in error messages: "unknown <WHAT> 'x'"
+
+    def __post_init__(self) -> None:
+        for spec in self.SPECS:
+            object.__setattr__(self, spec.name, coerce(spec, getattr(self, spec.name)))
+
+    @classmethod
+    def from_mapping(cls: type[Self], values: Mapping[str, Any] | None) -> Self:
+        """Validate a JSON-like mapping; unknown names and bad values raise ``ParamError``."""
+        values = dict(values or {})
+        by_name = {spec.name: spec for spec in cls.SPECS}
+        unknown = sorted(set(values) - set(by_name))
+        if unknown:
+            raise ParamError("unknown_param", f"unknown {cls.WHAT} {unknown[0]!r}; allowed: {', '.join(by_name)}",
+                             field=unknown[0])
+        return cls(**{name: value for name, value in values.items()
+                      if value is not None or by_name[name].default is None})
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict with every parameter (layer weights as objects, lists as lists)."""
+        out: dict[str, Any] = {}
+        for spec in self.SPECS:
+            value = getattr(self, spec.name)
+            if spec.kind == "layer_weights" and value is not None:
+                value = dict(value)
+            elif spec.kind == "float_list" and value is not None:
+                value = list(value)
+            out[spec.name] = value
+        return out
+
+    def replace(self: Self, **changes: Any) -> Self:
+        return dataclasses.replace(self, **changes)  # type: ignore[type-var]
+
+
 @dataclass(frozen=True)
-class StyleParams:
+class StyleParams(SpecParams):
     """Validated stylization parameters. Build with ``StyleParams.from_mapping`` to get bounds checks. Field
     defaults come from ``PARAM_SPECS`` (a test checks that every spec has a field and every field a spec)."""
 
@@ -136,24 +179,7 @@ class StyleParams:
     style_model: str | None = _default("style_model")
     refine_iterations: int = _default("refine_iterations")
 
-    def __post_init__(self) -> None:
-        for spec in PARAM_SPECS:
-            value = getattr(self, spec.name)
-            object.__setattr__(self, spec.name, coerce(spec, value))
-
-    @classmethod
-    def from_mapping(cls, values: Mapping[str, Any] | None) -> StyleParams:
-        """Validate a JSON-like mapping; unknown names and bad values raise ``ParamError``."""
-        values = dict(values or {})
-        unknown = sorted(set(values) - set(SPECS_BY_NAME))
-        if unknown:
-            raise ParamError(
-                "unknown_param",
-                f"unknown parameter {unknown[0]!r}; allowed: {', '.join(SPECS_BY_NAME)}",
-                field=unknown[0],
-            )
-        return cls(**{name: value for name, value in values.items() if value is not None or
-                      SPECS_BY_NAME[name].default is None})
+    SPECS: ClassVar[tuple[ParamSpec, ...]] = PARAM_SPECS
 
     def with_styles(self, style_count: int) -> StyleParams:
         """Check the style images against the params: none with ``style_model`` (the model is the style), else 1 to
@@ -184,21 +210,6 @@ class StyleParams:
         raw = self.style_blend or (1.0,) * style_count
         total = sum(raw)
         return tuple(w / total for w in raw)
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dict with every parameter (layer weights as objects)."""
-        out: dict[str, Any] = {}
-        for spec in PARAM_SPECS:
-            value = getattr(self, spec.name)
-            if spec.kind == "layer_weights" and value is not None:
-                value = dict(value)
-            elif spec.kind == "float_list" and value is not None:
-                value = list(value)
-            out[spec.name] = value
-        return out
-
-    def replace(self, **changes: Any) -> StyleParams:
-        return dataclasses.replace(self, **changes)
 
 
 def spec_json_schema(spec: ParamSpec) -> dict[str, Any]:

@@ -12,13 +12,10 @@ in both engines). Two departures, both for the 2-core CPU the service also runs 
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
-from shared.errors import ParamError
-from shared.params import BACKBONES, POOLINGS, PRESERVE_COLORS, ParamSpec, StyleParams, coerce
+from shared.params import BACKBONES, POOLINGS, PRESERVE_COLORS, ParamSpec, SpecParams, StyleParams
 
 # Architecture bounds of the image-transformation network (worker/engine/feedforward.py builds it).
 MIN_WIDTH, MAX_WIDTH = 1 / 32, 4.0
@@ -62,7 +59,7 @@ def _default(name: str) -> Any:
 
 
 @dataclass(frozen=True)
-class TrainParams:
+class TrainParams(SpecParams):
     """Validated training parameters (``ParamError`` names a bad value and what is allowed)."""
 
     size: int = _default("size")
@@ -86,39 +83,13 @@ class TrainParams:
     style_layers: tuple[tuple[str, float], ...] | None = _default("style_layers")
     max_scale: float = _default("max_scale")
 
-    def __post_init__(self) -> None:
-        for spec in TRAIN_PARAM_SPECS:
-            object.__setattr__(self, spec.name, coerce(spec, getattr(self, spec.name)))
-
-    @classmethod
-    def from_mapping(cls, values: Mapping[str, Any] | None) -> TrainParams:
-        """Validate a JSON-like mapping; unknown names and bad values raise ``ParamError``."""
-        values = dict(values or {})
-        unknown = sorted(set(values) - set(TRAIN_SPECS_BY_NAME))
-        if unknown:
-            raise ParamError("unknown_param", f"unknown training parameter {unknown[0]!r}; allowed: "
-                             + ", ".join(TRAIN_SPECS_BY_NAME), field=unknown[0])
-        return cls(**{name: value for name, value in values.items()
-                      if value is not None or TRAIN_SPECS_BY_NAME[name].default is None})
+    SPECS: ClassVar[tuple[ParamSpec, ...]] = TRAIN_PARAM_SPECS
+    WHAT: ClassVar[str] = "training parameter"
 
     def with_styles(self, style_count: int) -> TrainParams:
         """Check the number of style images and ``style_blend`` against it (as for Gatys jobs)."""
         self.style_params().with_styles(style_count)
         return self
-
-    def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for spec in TRAIN_PARAM_SPECS:
-            value = getattr(self, spec.name)
-            if spec.kind == "layer_weights" and value is not None:
-                value = dict(value)
-            elif spec.kind == "float_list" and value is not None:
-                value = list(value)
-            out[spec.name] = value
-        return out
-
-    def replace(self, **changes: Any) -> TrainParams:
-        return dataclasses.replace(self, **changes)
 
     def style_params(self) -> StyleParams:
         """The Gatys parameters describing the same loss network and style targets (float32: training always)."""
