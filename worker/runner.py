@@ -262,7 +262,9 @@ class JobRunner:
         started_s = time.monotonic()
         model = self.style_models.load(record.inputs["style_model"])
         load_s = time.monotonic() - started_s
-        image = self.apply_fast(model, content, size=params.size)
+        # "none" (the default) leaves the model's own colour rule (the one it was trained with) in force.
+        preserve = None if params.preserve_color == "none" else params.preserve_color
+        image = self.apply_fast(model, content, size=params.size, preserve_color=preserve)
         apply_s = time.monotonic() - started_s - load_s
         metrics: dict[str, Any] = {"mode": "fast", "style_model": params.style_model, "model_load_s": round(load_s, 4),
                                    "apply_s": round(apply_s, 4), "seconds": round(apply_s, 4), "size_px": params.size}
