@@ -247,11 +247,27 @@ class Client:
         self,
         styles: ImageInput | Iterable[ImageInput],
         params: Mapping[str, Any] | None = None,
+        *,
+        mode: str | None = None,
+        contents: Iterable[tuple[str, bytes]] = (),
+        expected_items: int | None = None,
+        train_params: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
-        """``POST /v1/batches``: one style set (and blend, in ``params``) for many contents; returns the batch."""
+        """``POST /v1/batches``: one style set (and blend, in ``params``) for many contents; returns the batch.
+        ``mode`` (``optimize | fast | auto``), the first ``contents`` (a fast batch trains on them),
+        ``expected_items`` (how many more will come: auto weighs them) and ``train_params`` are optional."""
         files = [("style", _file_part(style, f"style{i}")) for i, style in enumerate(_images(styles))]
-        data = {"params": json.dumps(dict(params))} if params else None
-        return self._json("POST", "/v1/batches", files=files, data=data)
+        files += [("content", (name, data)) for name, data in contents]
+        data: dict[str, str] = {}
+        if params:
+            data["params"] = json.dumps(dict(params))
+        if mode:
+            data["mode"] = mode
+        if expected_items is not None:
+            data["expected_items"] = str(int(expected_items))
+        if train_params:
+            data["train_params"] = json.dumps(dict(train_params))
+        return self._json("POST", "/v1/batches", files=files, data=data or None)
 
     def add_batch_items(self, batch_id: str, contents: Iterable[tuple[str, bytes]]) -> list[dict[str, Any]]:
         """``POST /v1/batches/{id}/items``: ``(source name, image bytes)`` pairs. Returns ``[{name, job_id,

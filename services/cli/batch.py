@@ -15,6 +15,7 @@ reasons and exits with status 1 if there were any.
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from dataclasses import dataclass
@@ -63,11 +64,19 @@ def scan(input_dir: Path, output_dir: Path) -> tuple[list[Source], list[Path]]:
 @click.option("-o", "--output", "output_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Folder for the results (subfolders of INPUT_DIR are mirrored) and the resume manifest.")
 @click.option("--dry-run", is_flag=True, help="List what would be done (from the manifest); send nothing.")
+@click.option("--mode", type=click.Choice(["optimize", "fast", "auto"]), default="optimize", show_default=True,
+              envvar="ATELIER_BATCH_MODE",
+              help="optimize: a Gatys job per image. fast: train a style model on a sample of the images (or use "
+                   "--style-model), then one forward pass each. auto: the service picks the cheaper one and says why.")
+@click.option("--train-sample", type=click.IntRange(1, 256), default=32, show_default=True,
+              help="With --mode fast/auto: how many of the images go with the batch's creation for it to learn from.")
+@click.option("--train-params", default=None, metavar="JSON",
+              help='With --mode fast/auto: training parameters, e.g. \'{"steps": 500}\' (see atelier styles train).')
 @api_option
 @api_key_option
 @style_param_options()
-def batch(input_dir: Path, styles: tuple[Path, ...], output_dir: Path, dry_run: bool, api_url: str,
-          api_key: str | None, **param_options: Any) -> None:
+def batch(input_dir: Path, styles: tuple[Path, ...], output_dir: Path, dry_run: bool, mode: str, train_sample: int,
+          train_params: str | None, api_url: str, api_key: str | None, **param_options: Any) -> None:
     """Style every image under INPUT_DIR with the --style image(s), or a trained --style-model, into OUTPUT_DIR,
     resumably."""
     from services.manifest import Manifest, ManifestError, file_sha256, fingerprint
@@ -77,10 +86,12 @@ def batch(input_dir: Path, styles: tuple[Path, ...], output_dir: Path, dry_run: 
     except AtelierError as exc:
         raise click.ClickException(exc.message) from None
     payload = given_params(PARAM_SPECS, param_options, params.to_dict())
+    training = _train_params(train_params)
     sources, others = scan(input_dir, output_dir)
     try:
-        manifest = Manifest.open(output_dir, fingerprint=fingerprint([file_sha256(s) for s in styles], payload),
-                                 api_url=api_url)
+        manifest = Manifest.open(output_dir, api_url=api_url, fingerprint=fingerprint(
+            [file_sha256(s) for s in styles], payload if mode == "optimize" else
+            {**payload, "mode": mode, "train_params": training, "train_sample": train_sample}))
     except ManifestError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"{len(sources)} images in {input_dir}" + (f", {len(others)} other files skipped" if others else ""),
@@ -90,7 +101,8 @@ def batch(input_dir: Path, styles: tuple[Path, ...], output_dir: Path, dry_run: 
         return
     if not sources:
         return
-    run = BatchRun(api_url, api_key, manifest, sources, list(styles), payload)
+    run = BatchRun(api_url, api_key, manifest, sources, list(styles), payload,
+                   mode=mode, train_sample=train_sample, train_params=training)
     try:
         failures = run.run()
     except KeyboardInterrupt:
@@ -107,6 +119,22 @@ def batch(input_dir: Path, styles: tuple[Path, ...], output_dir: Path, dry_run: 
             click.echo(f"  {name}: {reason}", err=True)
         sys.exit(1)
     click.echo(f"done: {len(sources)} images in {output_dir}", err=True)
+
+
+def _train_params(text: str | None) -> dict[str, Any] | None:
+    """``--train-params`` checked here (one line naming the problem) before anything is sent."""
+    if not text:
+        return None
+    from shared.train_params import TrainParams
+
+    try:
+        values = json.loads(text)
+        if not isinstance(values, dict):
+            raise ValueError("not a JSON object")
+        TrainParams.from_mapping(values)
+    except (ValueError, AtelierError) as exc:
+        raise click.ClickException(f"--train-params: {getattr(exc, 'message', exc)}") from None
+    return values
 
 
 def _dry_run(sources: list[Source], manifest: Any) -> None:
@@ -127,7 +155,8 @@ class BatchRun:
     """One run of the command: create or resume the batch, add what is missing, wait and download."""
 
     def __init__(self, api_url: str, api_key: str | None, manifest: Any, sources: list[Source], styles: list[Path],
-                 params: dict[str, Any]) -> None:
+                 params: dict[str, Any], *, mode: str = "optimize", train_sample: int = 32,
+                 train_params: dict[str, Any] | None = None) -> None:
         from services.client import Client, ClientError
 
         self.client = Client(api_url, api_key=api_key)
@@ -136,6 +165,7 @@ class BatchRun:
         self.sources = sources
         self.styles = styles
         self.params = params
+        self.mode, self.train_sample, self.train_params = mode, train_sample, train_params
         self.bar: Any = None
 
     def run(self) -> list[tuple[str, str]]:
@@ -160,9 +190,36 @@ class BatchRun:
     def _ensure_batch(self) -> None:
         if self.manifest.batch_id:
             return
-        batch = self.client.create_batch(self.styles, params=self.params)
+        if self.mode == "optimize":
+            batch = self.client.create_batch(self.styles, params=self.params)
+        else:
+            # A fast batch learns from the contents it is created with: send a sample of the folder along (they
+            # become its first items; _reattach adopts them), and tell auto how many more will follow.
+            sample = self._training_sample()
+            batch = self.client.create_batch(
+                self.styles, params=self.params, mode=self.mode, train_params=self.train_params,
+                contents=sample, expected_items=len(self.sources) - len(sample))
+            click.echo(f"mode {batch.get('mode')}: {batch.get('mode_reason')}", err=True)
         self.manifest.set_batch(batch["id"])  # recorded before any item is added: a rerun resumes this batch
         click.echo(f"batch {batch['id']} created", err=True)
+
+    def _training_sample(self) -> list[tuple[str, bytes]]:
+        """The first ``train_sample`` images that decode (one bad file must not refuse the whole batch; it is
+        refused on its own later, like in an optimize batch)."""
+        from shared.errors import AtelierError
+        from shared.images import decode_image
+
+        sample = []
+        for source in self.sources:
+            if len(sample) == self.train_sample:
+                break
+            data = source.path.read_bytes()
+            try:
+                decode_image(data, max_pixels=400_000_000, field=source.name)
+            except AtelierError:
+                continue
+            sample.append((source.name, data))
+        return sample
 
     def _reattach(self, todo: list[Source]) -> None:
         """Adopt the jobs the API already has for our names (sent just before an interrupt, or recorded)."""

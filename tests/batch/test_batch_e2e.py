@@ -30,7 +30,7 @@ from services.manifest import MANIFEST_NAME
 
 from .conftest import image_bytes
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.xdist_group("local_stack")]
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 ATELIER = str(Path(sys.executable).parent / "atelier")
 STYLE_DIR = Path(__file__).resolve().parents[2] / "examples" / "style"
@@ -194,3 +194,19 @@ def test_interactive_jobs_start_before_the_remaining_batch_children_and_cancel_k
     data = requests.get(f"{batch_stack.api_url}/v1/batches/{batch['id']}/results.zip", timeout=30).content
     with zipfile.ZipFile(io.BytesIO(data)) as archive:
         assert sorted(archive.namelist()) == sorted(item["name"] for item in succeeded)
+
+
+def test_a_folder_in_fast_mode_trains_on_a_sample_then_styles_every_image(batch_stack, tmp_path):
+    source, out = tmp_path / "in", tmp_path / "out"
+    names = _make_folder(source, 5)
+    train = json.dumps({"size": 32, "steps": 4, "batch_size": 1, "width": 0.125, "residual_blocks": 1})
+    process = _cli(batch_stack, str(source), "--style", str(STYLE_DIR / "munch_the_scream.jpg"), "-o", str(out),
+                   "--size", "32", "--mode", "fast", "--train-sample", "3", "--train-params", train)
+    _stdout, stderr = process.communicate(timeout=300)
+    # broken.jpg is refused on its own (exit 1); every real image is styled through the trained model.
+    assert process.returncode == 1 and "broken.jpg" in stderr, stderr
+    assert "mode fast: fast: asked for; training a style model" in stderr
+    for name in names:
+        assert (out / name).with_suffix(".png").exists(), (name, stderr)
+    batch = batch_stack.client.get_batch(_manifest(out)["batch_id"])
+    assert batch["mode"] == "fast" and batch["style_model"] and batch["counts"]["succeeded"] == 5
