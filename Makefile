@@ -31,3 +31,8 @@ bench: install
 
 clean:
 	rm -rf $(VENV) var out .pytest_cache
+
+# Keras 3.15.1 and the wheels it needs on the GPU machine (no network there), into the ignored .whl/ to carry.
+.PHONY: gpu-wheels
+gpu-wheels: install
+	PIP=$(VENV)/bin/pip bash bench/gpu.sh wheels
