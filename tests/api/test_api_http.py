@@ -25,7 +25,7 @@ from services.storage import S3Storage
 from shared.jobs import JobStatus, result_key
 from shared.tasks import INTERACTIVE_QUEUE
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]  # starts gunicorn (two workers)
 
 ROOT = Path(__file__).resolve().parents[2]
 UPLOAD_LIMIT_BYTES = 200_000

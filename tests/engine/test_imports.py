@@ -5,9 +5,12 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 FORBIDDEN = ("redis", "boto3", "botocore", "celery", "kombu", "flask", "werkzeug")
 
 
+@pytest.mark.slow  # imports TensorFlow in a fresh process
 def test_engine_imports_no_service_libraries():
     code = (
         "import sys, worker.engine, worker.engine.backend_tf, worker.engine.backbones;"

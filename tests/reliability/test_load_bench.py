@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]  # starts Redis and gunicorn, then loads them
 
 
 def test_load_bench_reports_throughput_latency_and_errors(capsys):
@@ -16,7 +16,7 @@ def test_load_bench_reports_throughput_latency_and_errors(capsys):
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    report = module.main(["--duration-s", "3", "--threads", "3", "--submit-fraction", "0.3"])
+    report = module.main(["--duration-s", "2", "--threads", "3", "--submit-fraction", "0.3"])
     assert report["errors"] == 0, report["errors_by_kind"]
     assert report["submit"]["requests"] > 0 and report["poll"]["requests"] > 0
     assert report["requests"] == report["submit"]["requests"] + report["poll"]["requests"]

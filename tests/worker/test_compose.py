@@ -114,6 +114,7 @@ def test_environment_names_are_real_settings(compose):
 
 
 @pytest.mark.integration
+@pytest.mark.slow  # starts flower
 def test_flower_command_runs_natively(redis_server, tmp_path):
     port = free_port()
     env = {"PATH": str(Path(sys.executable).parent) + ":/usr/bin:/bin", "HOME": str(tmp_path),
