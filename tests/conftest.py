@@ -9,8 +9,8 @@
 - ``s3_bucket``: a fresh bucket name per test (created on first use by ``S3Storage``).
 - ``local_stack`` / ``s3_stack``: the real service (gunicorn API + one Celery worker with the real VGG19 weights, see
   tests/e2e/stack.py) over local storage / over S3, started once per session on first use and shared by every test
-  package that needs one (tests/e2e, tests/batch). Tests using them carry ``xdist_group("local_stack")`` so that,
-  under pytest-xdist, they all run in the one process that holds the stack.
+  package that needs one (tests/e2e, tests/batch). Under pytest-xdist every file that uses them runs in the one
+  process that holds them (``pytest_xdist_make_scheduler`` below).
 
 Markers (pyproject.toml): ``integration`` is added here to every test that uses the real Redis or S3 endpoint, and
 ``slow`` and ``integration`` to every test on a shared stack, so a new test is marked correctly without remembering
@@ -19,9 +19,11 @@ to. ``make test-fast`` runs ``-m "not slow"``.
 
 from __future__ import annotations
 
+import functools
 import os
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -32,19 +34,43 @@ from services.devstack import MotoS3Server, RedisServer
 # A test using one of these talks to a real server (our own, cheap to start once per session): integration.
 SERVICE_FIXTURES = frozenset({"redis_server", "redis_url", "isolated_redis_url", "s3_endpoint"})
 # A test using one of these runs jobs on a real worker with the real weights: slow and integration, and under
-# pytest-xdist (--dist loadgroup) in the one process that started the stack.
+# pytest-xdist in the one process that started the stacks.
 STACK_FIXTURES = frozenset({"local_stack", "s3_stack"})
 
 
-@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the xdist_group marks
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
         names = set(getattr(item, "fixturenames", ()))
         if names & STACK_FIXTURES:
             item.add_marker(pytest.mark.slow)
-            item.add_marker(pytest.mark.xdist_group("local_stack"))
         if names & (SERVICE_FIXTURES | STACK_FIXTURES) and not item.get_closest_marker("integration"):
             item.add_marker(pytest.mark.integration)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """Under pytest-xdist (``make test``): one work unit per test file, so module fixtures (a fault stack, a worker,
+    a JAX run) start once and ordered tests keep their order; and one unit for every file that uses the shared
+    stacks, so they start once. (xdist's own ``--dist loadgroup`` cannot do the second on pytest 9: it renames
+    node ids through an attribute pytest no longer reads.) The controller sees node ids only, so a file is on the
+    stacks when its source names one of STACK_FIXTURES."""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class FileAndStackScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            path = nodeid.split("::", 1)[0]
+            return "shared-stacks" if _uses_stacks(config.rootpath / path) else path
+
+    return FileAndStackScheduling(config, log)
+
+
+@functools.cache
+def _uses_stacks(path: Path) -> bool:
+    try:
+        source = path.read_text(errors="replace")
+    except OSError:
+        return False
+    return any(name in source for name in STACK_FIXTURES)
 
 
 @pytest.fixture(scope="session")

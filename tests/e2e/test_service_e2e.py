@@ -17,7 +17,7 @@ from shared.jobs import metrics_key, result_key
 
 from .conftest import CONTENT, STYLE, Stack, descendants, wait_until
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.xdist_group("local_stack")]  # shared stacks
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 def submit(stack: Stack, **params) -> str:
