@@ -59,11 +59,11 @@ def test_enqueue_with_broker_down_is_unavailable_quickly():
 
 
 def test_celery_settings_for_long_gpu_jobs():
-    settings = Settings(redis_url="redis://127.0.0.1:1/0", job_time_limit_s=1800)
+    settings = Settings(redis_url="redis://127.0.0.1:1/0", job_time_limit_s=1800, train_time_limit_s=900)
     conf = celery_config(settings)
     assert conf["worker_prefetch_multiplier"] == 1
     assert conf["task_acks_late"] is True and conf["task_reject_on_worker_lost"] is True
-    # Longer than the longest job, in both places Celery reads it.
+    # Longer than the longest job (the image jobs here, longer than trainings), in both places Celery reads it.
     assert conf["broker_transport_options"]["visibility_timeout"] == 2 * 1800 + 600
     assert conf["result_backend_transport_options"]["visibility_timeout"] == 2 * 1800 + 600
     assert conf["task_soft_time_limit"] == 1800 < conf["task_time_limit"]
