@@ -4,6 +4,7 @@
     python bench/fast.py apply [--sizes 512,1024] [--widths 0.5,1.0] [--gatys-iterations 3]
     python bench/fast.py quality [--size 256]          # needs the models `train` wrote
     python bench/fast.py all                            # apply + break-even + quality, one JSON document
+    python bench/fast.py breakeven bench/results/fast/all.json   # n* recomputed from a stored document
 
 Subcommands
 - ``train``: one model for one style from the built-in training set (data/training, 43 photos) for a wall-clock
@@ -17,8 +18,9 @@ Subcommands
   defaults (L-BFGS, 300 iterations) at the same size, measured in the same process: the Gatys job time is
   ``setup + 300 x seconds_per_iteration`` from a short run (``--gatys-iterations``, after an untimed warm-up of
   the same size), i.e. extrapolated, and the JSON says so.
-- ``breakeven``: from the measured costs, the smallest batch N for which ``train + N x apply`` is cheaper than
-  ``N x Gatys`` (``shared.fast_costs``; the service's ``mode=auto`` uses the same function).
+- ``breakeven``: from the measured costs, for each size and each recorded training, the smallest batch N for which
+  ``train + N x apply`` is cheaper than ``N x Gatys`` (``shared.fast_costs``; the service's ``mode=auto`` uses the
+  same function). Part of ``all``; the subcommand recomputes it from a stored ``all`` document.
 - ``quality``: each sample pair (examples/) stylized by the trained model of its style and by Gatys at its
   defaults at ``--size``, scored by ``bench/evaluate.py``; writes a PNG sheet (content | style | fast | Gatys) per
   pair into ``docs/sheets/`` and prints the table.
@@ -237,27 +239,36 @@ def cpu_name() -> str:
 
 
 def breakeven(apply: dict[str, Any], trainings: list[dict[str, Any]], width: float) -> list[dict[str, Any]]:
-    """For every apply size: n* from the measured training wall time (mean of the trainings run) and costs."""
+    """For every apply size and every recorded training: n* from that training's wall time and the measured
+    apply and Gatys costs at that size (``shared.fast_costs``)."""
     from shared.fast_costs import FastCosts, break_even_batch, choose_mode
 
-    if not trainings:
-        return []
-    train_s = statistics.fmean(t["wall_seconds"] for t in trainings)
     out = []
     for row in apply["rows"]:
         fast = next((f for f in row["fast"] if f["width"] == width), row["fast"][0])
-        costs = FastCosts(train_s=train_s, apply_s=fast["ms_median"] / 1000,
-                          optimize_s=row["gatys"]["job_seconds_extrapolated"])
-        n = break_even_batch(costs)
-        record = {"size": row["size"], "width": fast["width"], "train_s": costs.train_s, "apply_s": costs.apply_s,
-                  "optimize_s": costs.optimize_s, "break_even_batch": n,
-                  "formula": "n* = floor(train_s / (optimize_s - apply_s)) + 1",
-                  "check": choose_mode(n, costs)[1] if n else None,
-                  "check_below": choose_mode(n - 1, costs)[1] if n and n > 1 else None}
-        out.append(record)
-        print(f"break-even at {row['size']} px (width {fast['width']:g}): n* = floor({train_s:.0f} / "
-              f"({costs.optimize_s:.1f} - {costs.apply_s:.3f})) + 1 = {n}", file=sys.stderr)
+        for training in trainings:
+            costs = FastCosts(train_s=training["wall_seconds"], apply_s=fast["ms_median"] / 1000,
+                              optimize_s=row["gatys"]["job_seconds_extrapolated"])
+            n = break_even_batch(costs)
+            out.append({
+                "size": row["size"], "width": fast["width"], "style": training["style"],
+                "train_minutes": training["wall_seconds"] / 60, "train_s": costs.train_s, "apply_s": costs.apply_s,
+                "optimize_s": costs.optimize_s, "break_even_batch": n,
+                "formula": "n* = floor(train_s / (optimize_s - apply_s)) + 1",
+                "check": choose_mode(n, costs)[1] if n else None,
+                "check_below": choose_mode(n - 1, costs)[1] if n and n > 1 else None,
+            })
+            print(f"break-even at {row['size']} px, width {fast['width']:g}, {Path(training['style']).stem} model "
+                  f"({costs.train_s / 60:.1f} min): n* = floor({costs.train_s:.0f} / ({costs.optimize_s:.1f} - "
+                  f"{costs.apply_s:.3f})) + 1 = {n}", file=sys.stderr)
     return out
+
+
+def cmd_breakeven(args: argparse.Namespace) -> dict[str, Any]:
+    """Break-even recomputed from a stored ``all`` document (no measuring)."""
+    report = json.loads(args.source.read_text())
+    return {"kind": "breakeven", "source": shown(args.source),
+            "breakeven": breakeven(report["apply"], report["trainings"], args.widths[0])}
 
 
 # --- quality ------------------------------------------------------------------------------------------------------
@@ -374,6 +385,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     tr.add_argument("--progress-every", type=int, default=5)
     tr.add_argument("--seed", type=int, default=0)
     tr.add_argument("--out", type=Path, default=RESULTS)
+    be = sub.add_parser("breakeven", help="break-even batch sizes recomputed from a stored `all` JSON document")
+    be.add_argument("source", type=Path, help="e.g. bench/results/fast/all.json")
+    be.add_argument("--widths", default="0.5", help="the width whose passes count (default 0.5)")
+    be.add_argument("--json-out", type=Path, default=None)
     for name, helptext in (("apply", "forward passes against the Gatys job, side by side"),
                            ("quality", "sample pairs: fast vs Gatys, scored and on sheets"),
                            ("all", "apply + break-even + quality, one JSON document")):
@@ -390,8 +405,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         p.add_argument("--json-out", type=Path, default=None, help="also write the JSON document here")
     args = parser.parse_args(argv)
     if args.command != "train":
-        args.sizes = [int(x) for x in args.sizes.split(",") if x]
         args.widths = [float(x) for x in args.widths.split(",") if x]
+    if args.command not in ("train", "breakeven"):
+        args.sizes = [int(x) for x in args.sizes.split(",") if x]
         args.pairs = [x for x in args.pairs.split(",") if x]
     return args
 
@@ -404,7 +420,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if str(ROOT / "bench") not in sys.path:  # evaluate.py and sheets.py live beside this file
         sys.path.insert(0, str(ROOT / "bench"))
-    report = {"apply": cmd_apply, "quality": cmd_quality, "all": cmd_all}[args.command](args)
+    commands = {"apply": cmd_apply, "quality": cmd_quality, "all": cmd_all, "breakeven": cmd_breakeven}
+    report = commands[args.command](args)
     report["engine_version"] = engine_version()
     if args.json_out:
         write_json(args.json_out, report)
