@@ -102,7 +102,8 @@ def cmd_train(args: argparse.Namespace) -> dict[str, Any]:
     contents = builtin_training_images()[: args.images]
     style = load_image(EXAMPLES / "style" / args.style)
     params = TrainParams(size=args.size, steps=args.max_steps, batch_size=args.batch, width=args.width,
-                         learning_rate=args.learning_rate, progress_every=args.progress_every, seed=args.seed)
+                         learning_rate=args.learning_rate, progress_every=args.progress_every, seed=args.seed,
+                         content_weight=args.content_weight, style_weight=args.style_weight)
     budget_s = args.minutes * 60.0
     out_json = args.out / f"{Path(args.style).stem}_w{args.width:g}.train.json"
     record: dict[str, Any] = {
@@ -380,6 +381,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     tr.add_argument("--batch", type=int, default=1, help="batch size (default 1; see bench/README.md)")
     tr.add_argument("--width", type=float, default=0.5, help="network width multiplier (default 0.5)")
     tr.add_argument("--learning-rate", type=float, default=1e-3)
+    tr.add_argument("--content-weight", type=float, default=1.0, help="as in Gatys jobs (default 1)")
+    tr.add_argument("--style-weight", type=float, default=10.0, help="as in Gatys jobs (default 10)")
     tr.add_argument("--images", type=int, default=64, help="use the first N training photos (default all, 43)")
     tr.add_argument("--max-steps", type=int, default=100_000, help="upper bound; the budget stops it first")
     tr.add_argument("--progress-every", type=int, default=5)
