@@ -59,7 +59,22 @@ if ! "$PYTHON" -c "import keras" 2>/dev/null || [[ -n "${FORCE_INSTALL:-}" ]]; t
     [[ -d .whl ]] || { echo "no .whl/ here: run 'bash bench/gpu.sh wheels' on the dev machine and carry .whl" >&2; exit 2; }
     packages=("${PURE[@]}" optree==0.20.0)
     "$PYTHON" -c "import h5py" 2>/dev/null || packages+=(h5py==3.14.0)
-    "$PYTHON" -m pip install --quiet --no-index --no-deps --find-links .whl --target "$SITE" "${packages[@]}"
+    if "$PYTHON" -m pip --version > /dev/null 2>&1; then
+        "$PYTHON" -m pip install --quiet --no-index --no-deps --find-links .whl --target "$SITE" "${packages[@]}"
+    else  # no pip there: a wheel is a zip laid out for site-packages; unpack the ones for this interpreter
+        "$PYTHON" - "$SITE" "${packages[@]}" <<'UNPACK'
+import glob, os, sys, zipfile
+site, tag = sys.argv[1], f"-cp{sys.version_info.major}{sys.version_info.minor}-"
+for spec in sys.argv[2:]:
+    name, version = spec.split("==")
+    prefix = f"{name.replace('-', '_').lower()}-{version}-"
+    found = [p for p in sorted(glob.glob(".whl/*.whl")) if os.path.basename(p).lower().startswith(prefix)
+             and ("-py3-none-any" in p or tag in p)]
+    if not found:
+        sys.exit(f"no wheel for {spec} ({tag.strip('-')}) in .whl/")
+    zipfile.ZipFile(found[0]).extractall(site)
+UNPACK
+    fi
 fi
 export PYTHONPATH="$SITE:$PWD${PYTHONPATH:+:$PYTHONPATH}"
 export KERAS_BACKEND=jax TF_CPP_MIN_LOG_LEVEL=2
