@@ -24,12 +24,12 @@ from shared.train_params import TrainParams
 
 BATCH_MODES = ("optimize", "fast", "auto")
 
-# Measured on the 2-core CPU (bench/fast.py; worker/engine/README.md "Fast styles"): one Gatys iteration of VGG19 at
-# 512 px, one forward pass of a width-0.5 network at 512 px, and one training crop (a quarter of a batch-4 step) at
-# 256 px. Costs grow with the pixel count; a forward pass also with the width.
-GATYS_ITERATION_S_AT_512 = 3.6
-APPLY_S_AT_512_WIDTH_HALF = 0.45
-TRAIN_CROP_S_AT_256 = 6.7 / 4
+# Measured side by side on the 2-core CPU (bench/fast.py all and train, docs/fast.md): one Gatys iteration of VGG19
+# at 512 px, one forward pass of a width-0.5 network at 512 px, and one training crop at 256 px (a batch-1 step;
+# a batch-4 step costs about 4 of them). Costs grow with the pixel count; a forward pass also with the width.
+GATYS_ITERATION_S_AT_512 = 1.90
+APPLY_S_AT_512_WIDTH_HALF = 0.17
+TRAIN_CROP_S_AT_256 = 2.12
 
 
 @dataclass(frozen=True)
