@@ -43,7 +43,8 @@ def test_every_variable_is_read():
     assert settings == Settings(
         redis_url="redis://redis:6379/2", storage="s3://atelier", s3_endpoint_url="http://minio:9000",
         max_upload_bytes=1000, max_image_pixels=2000, job_time_limit_s=60, train_time_limit_s=120,
-        visibility_timeout_s=500, model_signing_key="s3cret", max_deliveries=5, presign_ttl_s=30, progress_min_interval_s=0.25, preview_every=0, weights_dir="/weights",
+        visibility_timeout_s=500, model_signing_key="s3cret", max_deliveries=5, presign_ttl_s=30,
+        progress_min_interval_s=0.25, preview_every=0, weights_dir="/weights",
     )
     assert settings.storage_is_s3
 
