@@ -371,6 +371,60 @@ def cmd_all(args: argparse.Namespace) -> dict[str, Any]:
 # --- CLI ----------------------------------------------------------------------------------------------------------
 
 
+def cmd_batch(args: argparse.Namespace) -> dict[str, Any]:
+    """The break-even checked against a measured batch: train a model for ``--train-seconds`` on the built-in set,
+    then style ``n*`` (predicted from the training time and the first Gatys job) contents both ways, every job run in
+    full, and compare the measured totals at ``n*`` and ``n* - 1``."""
+    from services.training_set import builtin_training_images
+    from shared.fast_costs import FastCosts, break_even_batch
+    from shared.params import StyleParams
+    from worker.engine import feedforward, stylize
+    from worker.engine.trainer import TrainParams, train
+
+    style = load_image(EXAMPLES / "style" / args.style)
+    contents = [load_image(path) for path in sorted((EXAMPLES / "content").glob("*.jpg"))]
+    contents += builtin_training_images()[-8:]  # more photos to style than the two samples
+    params = TrainParams(size=args.size, steps=100_000, batch_size=1, progress_every=5)
+    record: dict[str, Any] = {"kind": "batch", "style": args.style, "size_px": args.size, "load_before": load_average()}
+
+    def budget(progress: Any) -> bool:
+        return progress.elapsed_s >= args.train_seconds
+
+    started = time.perf_counter()
+    model = train([style], builtin_training_images(), params, budget, weights=weight_source()).model
+    train_s = time.perf_counter() - started
+    gatys = StyleParams.from_mapping({"size": args.size})  # the Gatys job at its defaults (300 iterations)
+    optimize_s: list[float] = []
+    apply_s: list[float] = []
+    feedforward.stylize_fast(model, contents[0], size=args.size)  # traces the forward pass (counted in setup)
+    predicted = None
+    for content in contents:
+        t0 = time.perf_counter()
+        feedforward.stylize_fast(model, content, size=args.size)
+        apply_s.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        stylize(content, [style], gatys, weights=weight_source())
+        optimize_s.append(time.perf_counter() - t0)
+        if predicted is None:
+            predicted = break_even_batch(FastCosts(train_s, apply_s[0], optimize_s[0]))
+        if predicted is not None and len(optimize_s) >= predicted:
+            break
+    n = len(optimize_s)
+    fast_total = [train_s + sum(apply_s[:k]) for k in range(n + 1)]
+    optimize_total = [sum(optimize_s[:k]) for k in range(n + 1)]
+    record.update({
+        "train_seconds": train_s, "apply_seconds": apply_s, "optimize_seconds": optimize_s,
+        "predicted_break_even": predicted, "measured_n": n,
+        "fast_cheaper_at_n": fast_total[n] < optimize_total[n],
+        "fast_cheaper_at_n_minus_1": n > 1 and fast_total[n - 1] < optimize_total[n - 1],
+        "fast_total_s": fast_total, "optimize_total_s": optimize_total, "load_after": load_average(),
+    })
+    print(f"trained {train_s:.0f} s; predicted n* = {predicted}; measured at n = {n}: fast {fast_total[n]:.0f} s vs "
+          f"optimize {optimize_total[n]:.0f} s; at n - 1: {fast_total[n - 1]:.0f} s vs {optimize_total[n - 1]:.0f} s",
+          file=sys.stderr)
+    return record
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -388,6 +442,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     tr.add_argument("--progress-every", type=int, default=5)
     tr.add_argument("--seed", type=int, default=0)
     tr.add_argument("--out", type=Path, default=RESULTS)
+    ba = sub.add_parser("batch", help="the break-even checked against a measured batch (every job run in full)")
+    ba.add_argument("--style", default="vangogh_starry_night.jpg")
+    ba.add_argument("--size", type=int, default=256, help="long side of the styled images and crop side (256)")
+    ba.add_argument("--train-seconds", type=float, default=180.0, help="training budget (default 180 s)")
+    ba.add_argument("--json-out", type=Path, default=None)
     be = sub.add_parser("breakeven", help="break-even batch sizes recomputed from a stored `all` JSON document")
     be.add_argument("source", type=Path, help="e.g. bench/results/fast/all.json")
     be.add_argument("--widths", default="0.5", help="the width whose passes count (default 0.5)")
@@ -407,9 +466,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         p.add_argument("--sheets", type=Path, default=SHEETS, help="quality: where sheets go (docs/sheets)")
         p.add_argument("--json-out", type=Path, default=None, help="also write the JSON document here")
     args = parser.parse_args(argv)
-    if args.command != "train":
+    if args.command not in ("train", "batch"):
         args.widths = [float(x) for x in args.widths.split(",") if x]
-    if args.command not in ("train", "breakeven"):
+    if args.command not in ("train", "breakeven", "batch"):
         args.sizes = [int(x) for x in args.sizes.split(",") if x]
         args.pairs = [x for x in args.pairs.split(",") if x]
     return args
@@ -423,7 +482,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if str(ROOT / "bench") not in sys.path:  # evaluate.py and sheets.py live beside this file
         sys.path.insert(0, str(ROOT / "bench"))
-    commands = {"apply": cmd_apply, "quality": cmd_quality, "all": cmd_all, "breakeven": cmd_breakeven}
+    commands = {"apply": cmd_apply, "quality": cmd_quality, "all": cmd_all, "breakeven": cmd_breakeven,
+                "batch": cmd_batch}
     report = commands[args.command](args)
     report["engine_version"] = engine_version()
     if args.json_out:
