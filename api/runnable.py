@@ -18,9 +18,8 @@ from collections.abc import Sequence
 from api.context import ApiContext
 from services import capabilities
 from services.redis_client import redis_errors
-from shared.backbones import layers_or_default
 from shared.errors import ParamError
-from shared.geometry import check_geometry, check_job
+from shared.geometry import check_job
 from shared.jobs import JobKind, JobStatus
 from shared.params import StyleParams
 from shared.train_params import TrainParams
@@ -36,14 +35,9 @@ def check_runnable(ctx: ApiContext, params: StyleParams, content_hw: tuple[int, 
 
 
 def check_trainable(ctx: ApiContext, params: TrainParams, style_hws: Sequence[tuple[int, int]]) -> None:
-    """A style model can be trained with ``params``: its layers exist, every crop (``size`` square) and style image
-    is large enough for them (the same rule as Gatys jobs), and some worker has the loss network's weights."""
-    gatys = params.style_params()
-    content = [name for name, _w in layers_or_default(gatys.backbone, gatys.content_layers, "content")]
-    style = [name for name, _w in layers_or_default(gatys.backbone, gatys.style_layers, "style")]
-    check_geometry(gatys.backbone, content, style, (params.size, params.size), style_hws, params.size,
-                   params.style_scale)
-    check_backbone_available(ctx, params.backbone)
+    """A style model can be trained with ``params``: the Gatys job with the same loss network, crop size and
+    style scale could run (layers exist, crops and style images large enough, some worker has the weights)."""
+    check_runnable(ctx, params.style_params(), None, style_hws)
 
 
 @redis_errors

@@ -78,15 +78,22 @@ def parse_job_request(request: Request, *, max_pixels: int) -> JobRequest:
 def parse_styles_and_params(request: Request) -> tuple[list[FileStorage], StyleParams]:
     """The ``style`` file parts and the ``params`` checked against their number (jobs and batches share this):
     1 to MAX_STYLES parts, or none when ``params`` names a ``style_model``."""
-    style_files = request.files.getlist("style")
     params = parse_params(form_text(request, "params"))
-    if not style_files and params.style_model is None:
-        raise BadRequest("missing_style", "expected one or more 'style' file parts (or a style_model in params), "
-                         "got none", field="style")
+    style_files = style_parts(request, required=params.style_model is None, instead=" (or a style_model in params)")
+    return style_files, params.with_styles(len(style_files))
+
+
+def style_parts(request: Request, *, required: bool = True, instead: str = "") -> list[FileStorage]:
+    """The ``style`` file parts: at most ``MAX_STYLES``, and at least one when ``required`` (``instead`` says what
+    may replace them, in the message)."""
+    style_files = request.files.getlist("style")
+    if required and not style_files:
+        raise BadRequest("missing_style", f"expected one or more 'style' file parts{instead}, got none",
+                         field="style")
     if len(style_files) > MAX_STYLES:
         raise BadRequest("too_many_styles", f"got {len(style_files)} 'style' files; allowed: 1 to {MAX_STYLES}",
                          field="style")
-    return style_files, params.with_styles(len(style_files))
+    return style_files
 
 
 def parse_params(text: str | None) -> StyleParams:

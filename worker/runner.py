@@ -90,9 +90,9 @@ class WorkerIdentity:
 
 
 # What runs one kind of job once its delivery is claimed: (record, lease, task start on the monotonic clock) ->
-# the final status or an outcome above. It reads its inputs, calls the engine, stores its outputs and ends the job
-# through the runner's ``finish_succeeded``/``finish_canceled``/``fail``; everything around it (the lease, the
-# delivery cap, cancel before start, error codes) is the runner's and the same for every kind.
+# the final status or an outcome above. It reads its inputs, calls the engine, stores its outputs (``store``) and
+# ends the job (``registry.finish``, ``finish_canceled``); everything around it (the lease, the delivery cap, cancel
+# before start, turning exceptions into ``fail`` with a stable code) is the runner's and the same for every kind.
 KindHandler = Callable[[JobRecord, JobLease, float], str]
 
 

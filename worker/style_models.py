@@ -37,6 +37,7 @@ from shared.images import load_rgb
 from shared.jobs import JobRecord, JobStatus, checkpoint_key, curve_key, model_key
 from shared.settings import Settings
 from shared.train_params import TrainParams
+from worker.runner import LEASE_LOST
 
 log = logging.getLogger(__name__)
 
@@ -119,7 +120,7 @@ class StyleTrainingHandler:
         curve.flush()
         if reporter.stop_reason == "lease_lost" or lease.lost.is_set():
             log.error("style model %s: lease lost mid-run; another delivery owns it now", job_id)
-            return "lease_lost"
+            return LEASE_LOST
         if result.cancelled:
             return runner.finish_canceled(job_id, dict(result.metrics))
         runner.store(model_key(job_id), feedforward.model_to_bytes(result.model, key=self.key()),

@@ -67,10 +67,10 @@ DEFAULT_ITEMS_LIMIT = 100
 SHA256_PATTERN = re.compile(r"^[0-9a-f]{64}$")
 # Extensions under which shared.jobs.input_key may have stored an input.
 INPUT_EXTENSIONS = ("jpg", "png", "webp", "gif", "bmp")
-ZIP_DATE = (2026, 1, 1, 0, 0, 0)
+ZIP_DATE = (2026, 1, 1, 0, 0, 0)  # fixed, so the same results give the same zip bytes
 ITEMS_JSON_EXAMPLE = '{"items": [{"sha256": "<64 hex>", "name": "a/x.jpg"}, ...]}'
 # About 100 bytes an item: room for a few thousand items in one request, far below the upload limit.
-MAX_ITEMS_JSON_BYTES = 1024 * 1024  # fixed, so the same results give the same zip bytes
+MAX_ITEMS_JSON_BYTES = 1024 * 1024
 
 
 @dataclass(frozen=True)

@@ -35,12 +35,12 @@ from api.validation import (
     read_upload,
     refuse_unknown_parts,
     require_multipart,
+    style_parts,
 )
 from services.batches import BatchRegistry
 from services.registry import MAX_LIST_LIMIT
 from shared.errors import BadRequest, NotFound
 from shared.jobs import JobKind, JobRecord, JobStatus, curve_key, new_job_id, new_style_model_record, preview_key
-from shared.params import MAX_STYLES
 from shared.train_params import TrainParams
 
 log = logging.getLogger(__name__)
@@ -64,12 +64,7 @@ def create_style() -> tuple[dict[str, Any], int, dict[str, str]]:
     refuse_unknown_parts(request, FILE_FIELDS, FORM_FIELDS)
     params = TrainParams.from_mapping(parse_json_object(form_text(request, "params"), "params",
                                                         '{"steps": 1000, "size": 256}'))
-    style_files, train_files = request.files.getlist("style"), request.files.getlist("train")
-    if not style_files:
-        raise BadRequest("missing_style", "expected one or more 'style' file parts, got none", field="style")
-    if len(style_files) > MAX_STYLES:
-        raise BadRequest("too_many_styles", f"got {len(style_files)} 'style' files; allowed: 1 to {MAX_STYLES}",
-                         field="style")
+    style_files, train_files = style_parts(request), request.files.getlist("train")
     if len(train_files) > MAX_TRAIN_IMAGES:
         raise BadRequest("too_many_train_images", f"got {len(train_files)} 'train' files; allowed: at most "
                          f"{MAX_TRAIN_IMAGES} (or name a batch with from_batch)", field="train")

@@ -209,9 +209,7 @@ def _builtin_training_images() -> list[Any]:
 
 
 def _run_trainer(styles_rgb: list[Any], contents: list[Any], params: TrainParams, *, show_progress: bool) -> Any:
-    from tqdm import tqdm
-
-    from services.cli.stylize import _InterruptFlag, _quiet_tensorflow_import
+    from services.cli.stylize import EngineProgress, _quiet_tensorflow_import
 
     with _quiet_tensorflow_import():
         from worker.engine.trainer import train as engine_train
@@ -219,24 +217,8 @@ def _run_trainer(styles_rgb: list[Any], contents: list[Any], params: TrainParams
     from worker.weights_config import weight_source
 
     weights = weight_source(Settings.from_env())
-    interrupted = _InterruptFlag()
-    bars: list[Any] = []  # created at the first report, so an error found while starting up stays one line
-
-    def on_progress(progress: Any) -> bool:
-        if not bars:
-            bars.append(tqdm(total=progress.iterations, initial=0, unit="step", desc="train", file=sys.stderr,
-                             disable=not show_progress, dynamic_ncols=True))
-        bar = bars[0]
-        bar.set_postfix(loss=f"{progress.losses['total']:.4g}", refresh=False)
-        bar.update(progress.iteration - bar.n)
-        return interrupted.is_set
-
-    try:
-        with interrupted:
-            return engine_train(styles_rgb, contents, params, on_progress=on_progress, weights=weights)
-    finally:
-        for bar in bars:
-            bar.close()
+    with EngineProgress("step", "train", show_progress, initial_from_first=False) as on_progress:
+        return engine_train(styles_rgb, contents, params, on_progress=on_progress, weights=weights)
 
 
 # --- list, status, cancel ---------------------------------------------------------------------------------------

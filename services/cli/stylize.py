@@ -289,8 +289,6 @@ def _make_output_dirs(output: Path, report: Path | None, preview_dir: Path | Non
 
 def _run_engine(content_rgb: Any, style_rgbs: list[Any], params: StyleParams, *, save_every: int | None,
                 preview_dir: Path | None, output: Path, show_progress: bool, init_image: Any = None) -> Any:
-    from tqdm import tqdm
-
     with _quiet_tensorflow_import():
         from worker.engine import stylize as engine_stylize
     from shared.settings import Settings
@@ -299,28 +297,49 @@ def _run_engine(content_rgb: Any, style_rgbs: list[Any], params: StyleParams, *,
     # The engine reads no environment; the weights folders come from the settings (ATELIER_WEIGHTS_DIR, ...).
     weights = weight_source(Settings.from_env())
 
-    interrupted = _InterruptFlag()
-    bars: list[Any] = []  # created at the first report, so an error found while starting up stays one line
-
-    def on_progress(progress: Any) -> bool:
-        if not bars:
-            # initial=: the bar starts at the first report, so its rate counts only what it has seen.
-            bars.append(tqdm(total=progress.iterations, initial=progress.iteration, unit="it", desc="stylize",
-                             file=sys.stderr, disable=not show_progress, dynamic_ncols=True))
-        bar = bars[0]
-        bar.set_postfix(loss=f"{progress.losses['total']:.4g}", refresh=False)
-        bar.update(progress.iteration - bar.n)
+    def save_previews(progress: Any) -> None:
         if _should_save(progress.iteration, progress.iterations, save_every, preview_dir):
             _save_preview(progress, preview_dir, save_every, output)
-        return interrupted.is_set
 
-    try:
-        with interrupted:
-            return engine_stylize(content_rgb, style_rgbs, params, on_progress=on_progress, weights=weights,
-                                  init_image=init_image)
-    finally:
-        for bar in bars:
-            bar.close()
+    # initial_from_first: the bar starts at the first report, so its rate counts only what it has seen.
+    with EngineProgress("it", "stylize", show_progress, initial_from_first=True, also=save_previews) as on_progress:
+        return engine_stylize(content_rgb, style_rgbs, params, on_progress=on_progress, weights=weights,
+                              init_image=init_image)
+
+
+class EngineProgress:
+    """The local engine's (or trainer's) ``on_progress``: a tqdm bar with the loss, and Ctrl-C as a stop request
+    (``_InterruptFlag``). The bar is created at the first report, so an error found while starting up stays one
+    line; ``also`` runs on every report (previews)."""
+
+    def __init__(self, unit: str, desc: str, show_progress: bool, *, initial_from_first: bool,
+                 also: Any = None) -> None:
+        self.unit, self.desc, self.show, self.initial_from_first, self.also = (
+            unit, desc, show_progress, initial_from_first, also)
+        self.bar: Any = None
+        self.interrupted = _InterruptFlag()
+
+    def __call__(self, progress: Any) -> bool:
+        from tqdm import tqdm
+
+        if self.bar is None:
+            self.bar = tqdm(total=progress.iterations, initial=progress.iteration if self.initial_from_first else 0,
+                            unit=self.unit, desc=self.desc, file=sys.stderr, disable=not self.show,
+                            dynamic_ncols=True)
+        self.bar.set_postfix(loss=f"{progress.losses['total']:.4g}", refresh=False)
+        self.bar.update(progress.iteration - self.bar.n)
+        if self.also is not None:
+            self.also(progress)
+        return self.interrupted.is_set
+
+    def __enter__(self) -> EngineProgress:
+        self.interrupted.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.interrupted.__exit__(*exc)
+        if self.bar is not None:
+            self.bar.close()
 
 
 def _should_save(iteration: int, iterations: int, save_every: int | None, preview_dir: Path | None) -> bool:
