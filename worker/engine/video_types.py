@@ -1,0 +1,46 @@
+"""What the video modes report and return: one progress record per frame, one result per clip.
+
+Shared by both modes of issue 12 (``optimize``: Ruder's method on the Gatys engine, ``fast``: a trained style model,
+``worker/engine/video_fast.py``) so the worker's progress plumbing and the service treat them alike. The shape
+follows the engine's own ``Progress`` (``worker/engine/engine.py``): the preview is computed only when asked for.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+
+@dataclass
+class VideoProgress:
+    """Reported after each frame (``optimize`` may also report inside a frame's iterations).
+
+    ``frame_index`` is the frame being (or just) styled, 0-based within the clip given; ``frames_done`` how many are
+    finished; ``iteration`` / ``iterations`` the position inside that frame (1 / 1 for ``fast``); ``losses`` the
+    latest weighted loss terms (empty for ``fast`` without fine-tuning); ``elapsed_s`` since the call began."""
+
+    frame_index: int
+    frames_done: int
+    frames: int
+    iteration: int
+    iterations: int
+    losses: dict[str, float]
+    elapsed_s: float
+    _preview: Callable[[], np.ndarray] = field(repr=False, default=lambda: np.zeros((1, 1, 3), np.uint8))
+
+    def preview(self) -> np.ndarray:
+        """The current frame as uint8 (H, W, 3); computed only when asked for."""
+        return self._preview()
+
+
+@dataclass
+class VideoResult:
+    frames: np.ndarray  # uint8 (N, H, W, 3); fewer than given when cancelled
+    metrics: dict[str, Any]
+    cancelled: bool
+
+
+__all__ = ["VideoProgress", "VideoResult"]
