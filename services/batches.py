@@ -23,7 +23,7 @@ from typing import Any
 import redis
 
 from services.redis_client import redis_errors
-from services.redis_keys import batch_items_key, batch_key, batch_names_key, job_key
+from services.redis_keys import batch_events_key, batch_items_key, batch_key, batch_names_key, job_key
 from services.registry import JobRegistry
 from shared.errors import BadRequest, NotFound
 from shared.jobs import STATUS_VALUES, JobRecord, JobStatus, is_terminal, new_job_id, parse_iso, utc_now_iso
@@ -152,7 +152,8 @@ class BatchRegistry:
     @redis_errors
     def delete(self, batch_id: str) -> None:
         """Remove the batch and its item index (rollback of a create whose first items could not be queued)."""
-        self.redis.delete(batch_key(batch_id), batch_items_key(batch_id), batch_names_key(batch_id))
+        self.redis.delete(batch_key(batch_id), batch_items_key(batch_id), batch_names_key(batch_id),
+                          batch_events_key(batch_id))
 
     # --- items -------------------------------------------------------------------------------------------------
 

@@ -14,6 +14,14 @@ Jobs (``services.registry``):
 
 Batches (``services.batches``): ``atelier:batch:<id>`` (JSON), ``…:items`` (list), ``…:names`` (hash name -> job id).
 
+Events (``services.events``): ``atelier:events:job:<id>`` and ``atelier:events:batch:<id>`` (streams of one job's
+and one batch's events, read by the SSE routes), ``atelier:events:terminal`` (a stream of every job that reached a
+terminal status: the webhook dispatcher's input).
+
+Webhooks (``services.webhooks``): ``atelier:webhooks:secret:<tenant>`` (hash), ``…:log:<job or batch id>`` (list),
+``…:done:<webhook id>``, ``…:lock:<webhook id>``, and the webhook worker's own Celery keys under
+``atelier:webhooks:celery:``; the relay reads ``atelier:events:terminal`` with the consumer group ``webhooks``.
+
 API keys (``services.tenants``): ``atelier:apikey:<key_id>``, ``atelier:apikey-hash:<sha256>``, ``atelier:apikeys``.
 
 Requests (``api.ratelimit``, ``api.idempotency``): ``atelier:rate:<tenant>:<window>``,
@@ -72,6 +80,46 @@ def batch_items_key(batch_id: str) -> str:
 
 def batch_names_key(batch_id: str) -> str:
     return BATCH_KEY_PREFIX + batch_id + ":names"
+
+
+# --- events (services.events) ------------------------------------------------------------------------------------
+EVENTS_KEY_PREFIX = PREFIX + "events:"
+TERMINAL_EVENTS_KEY = EVENTS_KEY_PREFIX + "terminal"
+
+
+def job_events_key(job_id: str) -> str:
+    return EVENTS_KEY_PREFIX + "job:" + job_id
+
+
+def batch_events_key(batch_id: str) -> str:
+    return EVENTS_KEY_PREFIX + "batch:" + batch_id
+
+
+# --- webhooks (services.webhooks) ---------------------------------------------------------------------------------
+WEBHOOK_KEY_PREFIX = PREFIX + "webhooks:"
+WEBHOOK_RELAY_GROUP = "webhooks"  # the consumer group the webhook workers read the terminal-events stream with
+# The webhook worker's Celery keys (its queue, unacked hash, bindings) all carry this prefix (kombu's
+# global_keyprefix), so its short visibility timeout can never restore a GPU job's unacknowledged message.
+WEBHOOK_CELERY_PREFIX = WEBHOOK_KEY_PREFIX + "celery:"
+
+
+def webhook_secret_key(tenant: str) -> str:
+    return WEBHOOK_KEY_PREFIX + "secret:" + tenant
+
+
+def webhook_log_key(subject_id: str) -> str:
+    """The delivery attempts for one job, style model or batch (a list of JSON entries, newest last)."""
+    return WEBHOOK_KEY_PREFIX + "log:" + subject_id
+
+
+def webhook_done_key(msg_id: str) -> str:
+    """Set once a webhook id has been delivered or given up: a republished task for it does nothing."""
+    return WEBHOOK_KEY_PREFIX + "done:" + msg_id
+
+
+def webhook_lock_key(msg_id: str) -> str:
+    """Held during one delivery attempt, so two copies of the same task never post at the same time."""
+    return WEBHOOK_KEY_PREFIX + "lock:" + msg_id
 
 
 # --- API keys and requests ----------------------------------------------------------------------------------------

@@ -19,10 +19,11 @@ from typing import Any
 
 import redis
 
-from services import metrics
+from services import events, metrics
 from services.redis_client import compare_and_delete, connect, redis_errors
 from services.redis_keys import (
     ALL_JOBS_KEY,
+    job_events_key,
     job_key,
     kind_index_key,
     lease_key,
@@ -140,6 +141,7 @@ class JobRegistry:
             pipe.set(job_key(job_id), json.dumps(record.to_dict()))
             for index in (*_lifetime_indexes(record), *_status_indexes(record, record.status)):
                 pipe.zadd(index, {job_id: score})
+            events.append_events(pipe, None, record)  # the stream's first entry: "status queued"
             pipe.execute()
 
     @redis_errors
@@ -148,7 +150,7 @@ class JobRegistry:
         raw = self.redis.get(job_key(job_id))
         record = JobRecord.from_dict(json.loads(raw)) if raw is not None else None
         pipe = self.redis.pipeline()
-        pipe.delete(job_key(job_id), lease_key(job_id))
+        pipe.delete(job_key(job_id), lease_key(job_id), job_events_key(job_id))
         pipe.zrem(ALL_JOBS_KEY, job_id)
         for status in STATUS_VALUES:
             pipe.zrem(status_index_key(status), job_id)
@@ -304,8 +306,9 @@ class JobRegistry:
     def transition(self, job_id: str, change: Change) -> JobRecord:
         """Apply ``change`` to the record under WATCH/MULTI, retrying if another client wrote it meanwhile.
         ``change`` mutates and returns the record, or returns None to leave it unchanged. Keeps the status indexes
-        and the outcome counter in step. Public so other writers of job state (the reconciler) share this one
-        transition instead of writing records themselves."""
+        and the outcome counter in step, and appends the change's events (``services.events``) in the same MULTI as
+        the record write, so an event exists exactly when its change was committed. Public so other writers of job
+        state (the reconciler) share this one transition instead of writing records themselves."""
         key = job_key(job_id)
         with self.redis.pipeline() as pipe:
             while True:
@@ -316,6 +319,7 @@ class JobRegistry:
                         raise NotFound("job_not_found", f"no job with id {job_id!r}", field="id")
                     record = JobRecord.from_dict(json.loads(raw))
                     old_status = record.status
+                    before = JobRecord.from_dict(json.loads(raw))  # change() mutates record in place
                     new_record = change(record)
                     if new_record is None:
                         pipe.unwatch()
@@ -331,6 +335,7 @@ class JobRegistry:
                         if is_terminal(new_record.status):
                             # Same MULTI as the status change: each job counted exactly once (services/metrics.py).
                             metrics.count_job_finished(pipe, new_record.to_dict())
+                    events.append_events(pipe, before, new_record)
                     pipe.execute()
                     return new_record
                 except redis.WatchError:
