@@ -7,6 +7,7 @@ targets) -> initial image -> optimise with progress and cancel -> back to uint8 
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import time
 from collections.abc import Callable
@@ -127,18 +128,16 @@ def _prepare(
     precision = resolve_precision(params.precision)
     backbone, cached, content_layers, style_layers, layer_order, extractor = _network(params, precision, weights)
 
-    content_rgb = images.resize(content, geometry.content.scaled_hw)
+    content_rgb, content_input = _content_views(content, params, geometry)
     # style_scale: the style image's long side relative to the output's (neural-style's -style_scale).
     styles_rgb = [images.resize(s, g.scaled_hw) for s, g in zip(styles, geometry.styles, strict=True)]
 
     if params.preserve_color == "luminance":
-        content_input = color.luminance_as_rgb(content_rgb)
         styles_input = [color.match_luminance(color.luminance_as_rgb(s), content_input) for s in styles_rgb]
     elif params.preserve_color == "histogram":
-        content_input = content_rgb
         styles_input = [color.match_color_histogram(s, content_rgb) for s in styles_rgb]
     else:
-        content_input, styles_input = content_rgb, styles_rgb
+        styles_input = styles_rgb
     # Colours are matched on the real pixels above; thin images are padded only now, for the network.
     content_input = images.pad(content_input, geometry.content)
     styles_input = [images.pad(s, g) for s, g in zip(styles_input, geometry.styles, strict=True)]
@@ -156,6 +155,28 @@ def _prepare(
         content_input,
         styles_input,
     )
+
+
+def _content_views(content: np.ndarray, params: StyleParams, geometry: JobGeometry) -> tuple[np.ndarray, np.ndarray]:
+    """The content at output size in its original colours, and what the network sees of it (its luminance as grey
+    RGB with ``preserve_color="luminance"``), not padded yet."""
+    content_rgb = images.resize(content, geometry.content.scaled_hw)
+    if params.preserve_color == "luminance":
+        return content_rgb, color.luminance_as_rgb(content_rgb)
+    return content_rgb, content_rgb
+
+
+def with_content(job: _Job, content: np.ndarray) -> _Job:
+    """``job`` with another content of the same size (a video's next frame): the same network, geometry and style
+    inputs (with ``preserve_color`` the styles stay adapted to the first content), this content's own pixels."""
+    content = images.check_image(content, "content")
+    scaled_hw = images.scaled_shape(content.shape[:2], job.params.size)
+    if scaled_hw != job.geometry.content.scaled_hw:
+        raise ParamError("bad_image", f"content scales to {scaled_hw}; every frame must scale to the first's "
+                         f"{job.geometry.content.scaled_hw}", field="content")
+    content_rgb, content_input = _content_views(content, job.params, job.geometry)
+    padded = images.pad(content_input, job.geometry.content)
+    return dataclasses.replace(job, content_rgb=content_rgb, content_input=padded)
 
 
 def _style_grams(job: _Job) -> tuple[np.ndarray, ...]:
@@ -226,7 +247,11 @@ def _reference_noise(shape: tuple[int, ...]) -> np.ndarray:
     return np.clip(noise, 0, 255).astype(np.float32)
 
 
-def _objective(job: _Job, grams: tuple[np.ndarray, ...]) -> backend.Objective:
+def _objective(
+    job: _Job, grams: tuple[np.ndarray, ...], temporal: tuple[float, np.ndarray, np.ndarray] | None = None
+) -> backend.Objective:
+    """The traced loss and gradient for ``job``; ``temporal`` (weight, warped previous frame, mask, at the network's
+    padded size) adds Ruder's temporal term (``ObjectiveSpec``), and the objective then returns five terms."""
     content_index = tuple(job.layer_order.index(name) for name, _w in job.content_layers)
     style_index = tuple(job.layer_order.index(name) for name, _w in job.style_layers)
     forward = backend.features_fn(job.extractor, job.backbone.preprocess)
@@ -254,6 +279,7 @@ def _objective(job: _Job, grams: tuple[np.ndarray, ...]) -> backend.Objective:
         [params.content_weight, params.style_weight, params.tv_weight],
         content_scales,
         style_scales,
+        *(temporal if temporal is not None else ()),
     )
     return backend.Objective(job.extractor, job.backbone.preprocess, spec)
 
@@ -305,6 +331,51 @@ class _FirstCallTimer:
         return out
 
 
+@dataclass
+class _Run:
+    tracker: optimizers.Tracker  # best_image / best_losses: the result
+    optimize_s: float
+    trace_s: float  # the first evaluation's time when it traced the step (else 0)
+
+
+def _optimize(
+    job: _Job,
+    objective: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]],
+    image0: np.ndarray,
+    iterations: int,
+    report: Callable[[int, np.ndarray, np.ndarray], bool],
+) -> _Run:
+    """Run ``job.params``' optimizer from ``image0`` for at most ``iterations`` evaluations (early stop, cancel by
+    ``report`` returning True), then the tracker's final report; raises ``non_finite_loss`` if no evaluation was
+    finite. ``stylize`` and each frame of ``video.stylize_frames`` share it."""
+    params = job.params
+    optimize_started = time.perf_counter()
+    tracker = optimizers.Tracker(iterations, params.progress_every, report, params.early_stop_tol,
+                                 params.early_stop_window)
+    evaluate = _FirstCallTimer(objective)
+    if params.optimizer == "lbfgs":
+        optimizers.run_lbfgs(evaluate, image0, tracker)
+    else:
+        optimizers.run_adam(evaluate, image0, tracker, params.learning_rate)
+    optimize_s = time.perf_counter() - optimize_started
+    # The first job of a new size traces the graph inside its first evaluation (seconds, once per process and
+    # size). It is reported apart so seconds_per_iteration is the steady per-iteration cost.
+    trace_s = evaluate.first_call_s if objective.traced_on_first_call else 0.0
+    if tracker.best_image is None:
+        # Never expected (losses.py floors the normalisers, shared/geometry.py pads thin images), but a NaN image
+        # must never become a result: fail with a code clients can tell apart from a crash.
+        initial = _losses_dict(tracker.initial_losses[:4]) if tracker.initial_losses is not None else {}
+        bad = [name for name, value in initial.items() if not np.isfinite(value)]
+        raise EngineError(
+            "non_finite_loss",
+            "the loss was not finite at any iteration"
+            + (f" (not finite at the start: {', '.join(bad)})" if bad else "")
+            + "; lower the weights or the learning_rate, or try other images",
+        )
+    tracker.finish(tracker.best_image, tracker.best_losses)
+    return _Run(tracker, optimize_s, trace_s)
+
+
 def stylize(
     content: np.ndarray,
     styles: list[np.ndarray],
@@ -329,8 +400,6 @@ def stylize(
 
     objective = _objective(job, grams)
 
-    optimize_started = time.perf_counter()
-
     def report(iteration: int, image: np.ndarray, losses: np.ndarray) -> bool:
         if on_progress is None:
             return False
@@ -343,33 +412,10 @@ def stylize(
         )
         return bool(on_progress(progress))
 
-    tracker = optimizers.Tracker(
-        params.iterations, params.progress_every, report, params.early_stop_tol, params.early_stop_window
-    )
     image0 = _initial_image(job) if init_image is None else _given_initial_image(job, init_image)
-    evaluate = _FirstCallTimer(objective)
-    if params.optimizer == "lbfgs":
-        optimizers.run_lbfgs(evaluate, image0, tracker)
-    else:
-        optimizers.run_adam(evaluate, image0, tracker, params.learning_rate)
-    optimize_s = time.perf_counter() - optimize_started
-    # The first job of a new size traces the graph inside its first evaluation (seconds, once per process and
-    # size). It is reported apart so seconds_per_iteration is the steady per-iteration cost.
-    trace_s = evaluate.first_call_s if objective.traced_on_first_call else 0.0
+    run = _optimize(job, objective, image0, params.iterations, report)
+    tracker, optimize_s, trace_s = run.tracker, run.optimize_s, run.trace_s
     steady_iterations = tracker.iteration - (1 if trace_s else 0)
-    if tracker.best_image is None:
-        # Never expected (losses.py floors the normalisers, shared/geometry.py pads thin images), but a NaN image
-        # must never become a result: fail with a code clients can tell apart from a crash.
-        initial = _losses_dict(tracker.initial_losses) if tracker.initial_losses is not None else {}
-        bad = [name for name, value in initial.items() if not np.isfinite(value)]
-        raise EngineError(
-            "non_finite_loss",
-            "the loss was not finite at any iteration"
-            + (f" (not finite at the start: {', '.join(bad)})" if bad else "")
-            + "; lower the weights or the learning_rate, or try other images",
-        )
-    tracker.finish(tracker.best_image, tracker.best_losses)
-
     output = _to_output(job, tracker.best_image)
     seconds = time.perf_counter() - started
     metrics = {
