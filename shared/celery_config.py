@@ -13,7 +13,7 @@ from celery import Celery
 from kombu import Queue
 
 from shared.settings import Settings
-from shared.tasks import BULK_QUEUE, INTERACTIVE_QUEUE, STYLIZE_TASK, TRAIN_STYLE_TASK
+from shared.tasks import BULK_QUEUE, INTERACTIVE_QUEUE, STYLIZE_TASK, TRAIN_STYLE_TASK, VIDEO_SEGMENT_TASK, VIDEO_TASK
 
 WORKER_TASK_MODULES: tuple[str, ...] = ("worker.tasks",)
 
@@ -60,7 +60,9 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_queues": (Queue(INTERACTIVE_QUEUE), Queue(BULK_QUEUE)),
         "task_default_queue": INTERACTIVE_QUEUE,
         "task_create_missing_queues": False,
-        "task_routes": {STYLIZE_TASK: {"queue": INTERACTIVE_QUEUE}, TRAIN_STYLE_TASK: {"queue": BULK_QUEUE}},
+        # Video work is minutes to hours of frames: bulk, so a clip never holds up the images people wait for.
+        "task_routes": {STYLIZE_TASK: {"queue": INTERACTIVE_QUEUE}, TRAIN_STYLE_TASK: {"queue": BULK_QUEUE},
+                        VIDEO_TASK: {"queue": BULK_QUEUE}, VIDEO_SEGMENT_TASK: {"queue": BULK_QUEUE}},
         # Publishing happens inside an HTTP request: retry briefly, then let the API answer 503.
         "task_publish_retry": True,
         "task_publish_retry_policy": {"max_retries": 2, "interval_start": 0, "interval_step": 0.2,

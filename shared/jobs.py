@@ -86,11 +86,18 @@ def curve_key(model_id: str) -> str:
     return f"models/{model_id}/curve.json"
 
 
+def video_key(video_id: str, name: str) -> str:
+    """A video's outputs and intermediates (``shared/video_jobs.py`` names them): ``results/<id>/<name>``."""
+    return f"results/{video_id}/{name}"
+
+
 class JobKind(str, Enum):  # noqa: UP042 - same idiom as JobStatus
     """What a job does; each kind has its own Celery task (``shared.tasks.TASK_FOR_KIND``)."""
 
     STYLIZE = "stylize"
     TRAIN_STYLE = "train_style"  # trains a fast-style model (POST /v1/styles); the model's id is the job's
+    VIDEO = "video"  # a clip (POST /v1/videos): plans its segments, then assembles the MP4 (worker/video/service.py)
+    VIDEO_SEGMENT = "video_segment"  # a run of a video's frames, styled by one worker (a child of a video job)
 
     def __str__(self) -> str:
         return self.value

@@ -75,6 +75,12 @@ class Settings:
     # HMAC key the workers sign trained style models and checkpoints with, and require when loading them, so only
     # files this service wrote are ever loaded. Unset: a random key made once per deployment and kept in Redis.
     model_signing_key: str | None = None
+    # Videos at the door (POST /v1/videos, shared/video.py probe_video): bytes 413, pixels per frame 413, seconds
+    # and frames 422. 2 minutes of 30 fps 1080p is the order of a phone clip; the frame cap bounds the work.
+    video_max_bytes: int = 200 * MIB
+    video_max_pixels: int = 3840 * 2160
+    video_max_duration_s: float = 120.0
+    video_max_frames: int = 3600
 
     def __post_init__(self) -> None:
         if not self.storage:
@@ -162,6 +168,10 @@ _FIELDS: dict[str, tuple[type, float | None]] = {
     "reconcile_interval_s": (float, 0.1),
     "reconcile_grace_s": (float, 0),
     "storage_retry_attempts": (int, 1),
+    "video_max_bytes": (int, 1),
+    "video_max_pixels": (int, 1),
+    "video_max_duration_s": (float, 0.1),
+    "video_max_frames": (int, 1),
 }
 
 

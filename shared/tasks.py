@@ -8,10 +8,13 @@ from __future__ import annotations
 
 STYLIZE_TASK = "atelier.stylize"
 TRAIN_STYLE_TASK = "atelier.train_style"
+VIDEO_TASK = "atelier.video"
+VIDEO_SEGMENT_TASK = "atelier.video_segment"
 
 # Job kind (``shared.jobs.JobKind``) -> the task that runs it. Every kind's task takes ``(job_id,)`` and reads the
 # rest from the job record, so the queue adapter and the reconciler treat all kinds alike.
-TASK_FOR_KIND: dict[str, str] = {"stylize": STYLIZE_TASK, "train_style": TRAIN_STYLE_TASK}
+TASK_FOR_KIND: dict[str, str] = {"stylize": STYLIZE_TASK, "train_style": TRAIN_STYLE_TASK, "video": VIDEO_TASK,
+                                 "video_segment": VIDEO_SEGMENT_TASK}
 
 # Separate queues instead of Redis-emulated priorities (BRIEF §4): workers consume interactive first.
 INTERACTIVE_QUEUE = "interactive"

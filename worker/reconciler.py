@@ -45,6 +45,7 @@ from services.redis_keys import (
     status_index_key,
 )
 from services.registry import JobRegistry
+from services.videos import waits_for_segments
 from shared.errors import Unavailable
 from shared.jobs import JobRecord, JobStatus, utc_now_iso
 from shared.settings import Settings
@@ -123,6 +124,13 @@ class Reconciler:
         training = self.registry.get(model_id)
         return training is not None and not training.terminal
 
+    def _waits_for_its_segments(self, job_id: str) -> bool:
+        """A video between its plan and its assembly is running without a lease on purpose: its segments run, and
+        the last to end enqueues it (worker/video/service.py). Once none runs (or one failed), it is recovered
+        like any other lost job, which gets it failed, canceled or assembled."""
+        record = self.registry.get(job_id)
+        return record is not None and waits_for_segments(self.registry, record)
+
     def _running_without_worker(self, now_s: float, waiting: set[str], unacked: set[str],
                                 report: PassReport) -> None:
         for raw_id in self.redis.zrange(status_index_key(JobStatus.RUNNING.value), 0, -1):
@@ -130,6 +138,8 @@ class Reconciler:
             if self.redis.exists(lease_key(job_id)) or job_id in waiting:
                 # A live worker renews the lease / a redelivery is already queued (reject_on_worker_lost).
                 self.redis.delete(no_lease_since_key(job_id))
+                continue
+            if self._waits_for_its_segments(job_id):
                 continue
             if job_id in unacked and not self._missing_for_grace(job_id, now_s):
                 # Delivered to a worker that has not claimed the lease yet (a fresh pool process after a crash

@@ -1,5 +1,6 @@
 """Celery tasks of the worker: one per job kind, each a thin shell over ``worker.runner.JobRunner.run`` (which picks
-the kind's handler from the record): ``atelier.stylize(job_id)`` and ``atelier.train_style(job_id)``."""
+the kind's handler from the record): ``atelier.stylize(job_id)``, ``atelier.train_style(job_id)``,
+``atelier.video(job_id)`` and ``atelier.video_segment(job_id)``."""
 
 from __future__ import annotations
 
@@ -13,11 +14,12 @@ from services.registry import JobRegistry
 from services.storage import open_storage
 from services.training_set import builtin_training_images
 from shared.celery_config import HARD_LIMIT_GRACE_S
-from shared.tasks import STYLIZE_TASK, TRAIN_STYLE_TASK
+from shared.tasks import STYLIZE_TASK, TRAIN_STYLE_TASK, VIDEO_SEGMENT_TASK, VIDEO_TASK
 from worker.celery_app import app, settings
 from worker.runner import JobRunner, WorkerIdentity, _engine_stylize
 from worker.style_cache import StyleTargetCache, _engine_compute
 from worker.style_models import StyleModelCache, StyleTrainingHandler, signing_key
+from worker.video.service import VideoHandler, VideoSegmentHandler, _engine_stylize_frames
 from worker.weights_config import weight_source
 
 log = logging.getLogger(__name__)
@@ -43,6 +45,9 @@ def _runner(pid: int) -> JobRunner:
     )
     runner.handlers["train_style"] = StyleTrainingHandler(runner, key=key, builtin_images=builtin_training_images,
                                                           weights=weights, queue=JobQueue(app))
+    runner.handlers["video"] = VideoHandler(runner, queue=JobQueue(app))
+    runner.handlers["video_segment"] = VideoSegmentHandler(
+        runner, queue=JobQueue(app), stylize_frames=partial(_engine_stylize_frames, weights=weights))
     return runner
 
 
@@ -58,4 +63,18 @@ def stylize_job(self, job_id: str) -> str:  # noqa: ANN001 - Celery's bound task
 def train_style_job(self, job_id: str) -> str:  # noqa: ANN001 - Celery's bound task
     """Train the style model ``job_id`` (a ``train_style`` job), resuming from its checkpoint after a lost worker."""
     log.info("style model %s: delivery %s on %s", job_id, self.request.id, self.request.hostname)
+    return _runner(os.getpid()).run(job_id)
+
+
+@app.task(name=VIDEO_TASK, bind=True)
+def video_job(self, job_id: str) -> str:  # noqa: ANN001 - Celery's bound task
+    """Plan the video ``job_id`` into segments, or (woken by its last segment) fail, cancel or assemble it."""
+    log.info("video %s: delivery %s on %s", job_id, self.request.id, self.request.hostname)
+    return _runner(os.getpid()).run(job_id)
+
+
+@app.task(name=VIDEO_SEGMENT_TASK, bind=True)
+def video_segment_job(self, job_id: str) -> str:  # noqa: ANN001 - Celery's bound task
+    """Style one segment of a video's frames."""
+    log.info("video segment %s: delivery %s on %s", job_id, self.request.id, self.request.hostname)
     return _runner(os.getpid()).run(job_id)
