@@ -10,6 +10,7 @@ from flask import Flask
 
 from api import auth, ratelimit
 from api.blueprints import batches, capabilities, docs, health, jobs, metrics, styles
+from api.blueprints import videos
 from api.context import EXTENSION_NAME, ApiContext
 from api.errors import register_error_handlers
 from services.queue import JobQueue
@@ -41,4 +42,7 @@ def create_app(
     auth.install(app, [jobs.bp, batches.bp, capabilities.bp, styles.bp])
     for blueprint in (jobs.bp, batches.bp, capabilities.bp, styles.bp, health.bp, docs.bp, metrics.bp):
         app.register_blueprint(blueprint)
+    # Videos (issue 12): keys as for jobs; their bodies may be larger (api/blueprints/videos.py sets the limit).
+    auth.install(app, [videos.bp])
+    app.register_blueprint(videos.bp)
     return app

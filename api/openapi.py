@@ -666,9 +666,15 @@ PATHS: dict[str, Any] = {
     }},
 }
 
+# The video routes (api/openapi_videos.py; built with the helpers above, hence imported here).
+from api.openapi_videos import VIDEO_PATHS, VIDEO_SCHEMAS  # noqa: E402
+
+PATHS.update(VIDEO_PATHS)
+SCHEMAS.update(VIDEO_SCHEMAS)
+
 # api/auth.py: a tenant's API key on every job and batch route; health, readiness, metrics and this document are
 # public (probes and scrapers carry no keys).
-SECURED_PREFIXES = ("/v1/jobs", "/v1/batches", "/v1/capabilities", "/v1/styles")
+SECURED_PREFIXES = ("/v1/jobs", "/v1/batches", "/v1/capabilities", "/v1/styles", "/v1/videos")
 SECURITY_SCHEMES = {"bearer": {
     "type": "http", "scheme": "bearer", "bearerFormat": "atl_<key id>_<secret>",
     "description": "A tenant's API key from `atelier keys create --tenant NAME`, sent as 'Authorization: Bearer "
