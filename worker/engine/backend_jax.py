@@ -122,6 +122,32 @@ def _make_step(extractor, preprocess, content_index, style_index):
     return step
 
 
+_image_grad_fns: dict[tuple, Callable] = {}
+
+
+def image_grad_fn(extractor, preprocess: Callable, loss_fn: Callable, key: tuple
+                  ) -> Callable[..., tuple[float, np.ndarray]]:
+    """The twin of ``backend_tf.image_grad_fn``: ``(image, *args) -> (loss, d loss / d image)`` for
+    ``loss_fn(outputs, image, *args)``, jitted once per (extractor, ``key``) and input shapes."""
+    full_key = (id(extractor), *key)
+    with _lock:
+        if full_key not in _image_grad_fns:
+
+            def value(image, variables, *args):
+                return loss_fn(_forward(extractor, preprocess, variables, image), image, *args)
+
+            _image_grad_fns[full_key] = jax.jit(jax.value_and_grad(value))
+    fn = _image_grad_fns[full_key]
+    variables = _variables(extractor)
+
+    def call(image: np.ndarray, *args) -> tuple[float, np.ndarray]:
+        arrays = jax.tree_util.tree_map(lambda a: jnp.asarray(a, jnp.float32), list(args))
+        loss, grad = fn(jnp.asarray(image, jnp.float32), variables, *arrays)
+        return float(loss), np.asarray(grad)
+
+    return call
+
+
 def floor_fn(extractor, preprocess: Callable) -> Callable[[np.ndarray], np.ndarray]:
     """The bench's floor pass; the same contract as ``backend_tf.floor_fn``."""
     key = (id(extractor),)

@@ -92,6 +92,37 @@ def _make_step(extractor, preprocess, content_index, style_index):
     return step
 
 
+_image_grad_fns: dict[tuple, tf.types.experimental.PolymorphicFunction] = {}
+
+
+def image_grad_fn(extractor, preprocess: Callable, loss_fn: Callable, key: tuple
+                  ) -> Callable[..., tuple[float, np.ndarray]]:
+    """``(image (H, W, 3), *args) -> (loss, d loss / d image)`` for ``loss_fn(outputs, image, *args)`` (a scalar in
+    ``keras.ops``; ``args`` nested lists of float32 arrays). One traced function per (extractor, ``key``): the
+    caller's ``key`` names what ``loss_fn`` depends on besides its arguments (the tiled objective's pass 2)."""
+    full_key = (id(extractor), *key)
+    with _lock:
+        if full_key not in _image_grad_fns:
+
+            @tf.function(reduce_retracing=True)
+            def value_and_grad(image, *args):
+                with tf.GradientTape(watch_accessed_variables=False) as tape:
+                    tape.watch(image)
+                    outputs = _as_list(extractor(preprocess(image[None]), training=False))
+                    value = loss_fn(outputs, image, *args)
+                return value, tape.gradient(value, image)
+
+            _image_grad_fns[full_key] = value_and_grad
+    fn = _image_grad_fns[full_key]
+
+    def call(image: np.ndarray, *args) -> tuple[float, np.ndarray]:
+        tensors = tf.nest.map_structure(lambda a: tf.convert_to_tensor(a, tf.float32), list(args))
+        value, grad = fn(tf.convert_to_tensor(image, tf.float32), *tensors)
+        return float(value), grad.numpy()
+
+    return call
+
+
 def floor_fn(extractor, preprocess: Callable) -> Callable[[np.ndarray], np.ndarray]:
     """One forward and one backward pass of the extractor (to its deepest output) with a trivial loss: the floor
     that an engine iteration is timed against. Same network, precision and preprocessing as ``Objective``."""

@@ -22,7 +22,7 @@ from shared.errors import EngineError, ParamError
 from shared.geometry import JobGeometry, check_job
 from shared.params import StyleParams
 from shared.weights import WeightSource
-from worker.engine import backbones, color, images, losses, optimizers
+from worker.engine import backbones, color, images, losses, optimizers, tiling
 from worker.engine.objective import ObjectiveSpec
 from worker.engine.targets import StyleTargets, targets_key
 
@@ -99,6 +99,11 @@ class _Job:
     content_rgb: np.ndarray  # float32 0-255 at output size (original colours, used to recombine luminance)
     content_input: np.ndarray  # what the network sees as content (grey for luminance), padded if thin
     styles_input: list[np.ndarray]  # padded if thin
+    # Tiles the passes when the untiled one would not fit the caller's memory budget (tiling.py); None: never.
+    tiler: tiling.Tiler | None = None
+
+    def tile_plan(self, image_hw: tuple[int, int]) -> tiling.TilePlan | None:
+        return self.tiler.plan((int(image_hw[0]), int(image_hw[1]))) if self.tiler is not None else None
 
 
 def _network(params: StyleParams, precision: str, weights: WeightSource | None = None) -> tuple[Any, ...]:
@@ -115,7 +120,11 @@ def _network(params: StyleParams, precision: str, weights: WeightSource | None =
 
 
 def _prepare(
-    content: np.ndarray, styles: list[np.ndarray], params: StyleParams, weights: WeightSource | None = None
+    content: np.ndarray,
+    styles: list[np.ndarray],
+    params: StyleParams,
+    weights: WeightSource | None = None,
+    memory_budget_bytes: int | None = None,
 ) -> _Job:
     content = images.check_image(content, "content")
     if not isinstance(styles, (list, tuple)):
@@ -154,7 +163,19 @@ def _prepare(
         content_rgb,
         content_input,
         styles_input,
+        _tiler(backbone, layer_order, memory_budget_bytes),
     )
+
+
+def _tiler(backbone: backbones.Backbone, layer_order: tuple[str, ...], budget_bytes: int | None) -> tiling.Tiler | None:
+    """Tiling for a memory budget; None without a budget, or for a network that cannot be tiled exactly (a layer
+    that mixes all positions, EfficientNetB7's squeeze-excitation): that one runs untiled."""
+    if budget_bytes is None:
+        return None
+    try:
+        return tiling.Tiler.for_network(backbone.model, layer_order, budget_bytes)
+    except tiling.TilingUnsupported:
+        return None
 
 
 def _content_views(content: np.ndarray, params: StyleParams, geometry: JobGeometry) -> tuple[np.ndarray, np.ndarray]:
@@ -181,14 +202,14 @@ def with_content(job: _Job, content: np.ndarray) -> _Job:
 
 def _style_grams(job: _Job) -> tuple[np.ndarray, ...]:
     """Blend the styles' Gram matrices with the blend weights (neural-style's multi-style blending)."""
-    forward = backend.features_fn(job.extractor, job.backbone.preprocess)
     index = {name: i for i, name in enumerate(job.layer_order)}
     blend = job.params.blend_weights(len(job.styles_input))
     grams = [np.zeros(0, np.float32)] * len(job.style_layers)
+    wanted = tuple(index[name] for name, _w in job.style_layers)
     for weight, style in zip(blend, job.styles_input, strict=True):
-        outputs = forward(style)
+        _maps, style_grams = _layer_stats(job, style, (), wanted)
         for i, (name, _w) in enumerate(job.style_layers):
-            gram = backend.gram_fn(outputs[index[name]]) * np.float32(weight)
+            gram = style_grams[index[name]] * np.float32(weight)
             grams[i] = gram if grams[i].size == 0 else grams[i] + gram
     return tuple(grams)
 
@@ -199,12 +220,13 @@ def compute_style_targets(
     content: np.ndarray | None = None,
     *,
     weights: WeightSource | None = None,
+    memory_budget_bytes: int | None = None,
 ) -> StyleTargets:
     """The blended style Grams for these styles and params, to pass to ``stylize(..., style_targets=)``.
 
     With ``preserve_color`` luminance or histogram the style is adapted to the content first, so pass the content
     too (targets computed without it are not reused for such jobs)."""
-    job = _prepare(content if content is not None else styles[0], styles, params, weights)
+    job = _prepare(content if content is not None else styles[0], styles, params, weights, memory_budget_bytes)
     return StyleTargets(_key(job, styles, content), _style_grams(job))
 
 
@@ -254,20 +276,21 @@ def _objective(
     padded size) adds Ruder's temporal term (``ObjectiveSpec``), and the objective then returns five terms."""
     content_index = tuple(job.layer_order.index(name) for name, _w in job.content_layers)
     style_index = tuple(job.layer_order.index(name) for name, _w in job.style_layers)
-    forward = backend.features_fn(job.extractor, job.backbone.preprocess)
-    content_outputs = forward(job.content_input)
-    content_targets = [content_outputs[i] for i in content_index]
+    content_maps, _grams = _layer_stats(job, job.content_input, content_index, ())
+    content_targets = [content_maps[i] for i in content_index]
     # The relative losses' normalisers, floored by what each layer gives for noise of the same size (losses.py
     # explains why): one forward pass per job, against hundreds of forward+backward passes of optimisation.
-    reference = forward(_reference_noise(job.content_input.shape))
+    reference_maps, reference_grams = _layer_stats(job, _reference_noise(job.content_input.shape), content_index,
+                                                   style_index)
     content_scales = [
-        losses.relative_scale(_mean_square(target), _mean_square(reference[i]))
+        losses.relative_scale(_mean_square(target), _mean_square(reference_maps[i]))
         for i, target in zip(content_index, content_targets, strict=True)
     ]
     style_scales = [
-        losses.relative_scale(_mean_square(gram), _mean_square(backend.gram_fn(reference[i])))
+        losses.relative_scale(_mean_square(gram), _mean_square(reference_grams[i]))
         for i, gram in zip(style_index, grams, strict=True)
     ]
+    del reference_maps, content_maps  # whole-image feature maps: freed before the optimisation starts
     params = job.params
     spec = ObjectiveSpec(
         content_index,
@@ -281,7 +304,20 @@ def _objective(
         style_scales,
         *(temporal if temporal is not None else ()),
     )
+    plan = job.tile_plan(job.content_input.shape[:2]) if temporal is None else None  # video frames stay untiled
+    if plan is not None:
+        return tiling.TiledObjective(backend, job.extractor, job.backbone.preprocess, spec, plan, job.tiler.strides)
     return backend.Objective(job.extractor, job.backbone.preprocess, spec)
+
+
+def _layer_stats(job: _Job, image: np.ndarray, map_indices: tuple[int, ...], gram_indices: tuple[int, ...]
+                 ) -> tuple[dict[int, np.ndarray], dict[int, np.ndarray]]:
+    """Feature maps and Gram matrices of some extractor outputs for ``image``, in tiles when the job's memory
+    budget asks for them (the same numbers up to float rounding; tiling.py)."""
+    forward = backend.features_fn(job.extractor, job.backbone.preprocess)
+    strides = job.tiler.strides if job.tiler is not None else ()
+    plan = job.tile_plan(image.shape[:2])
+    return tiling.layer_stats(forward, backend.gram_fn, image, plan, strides, map_indices, gram_indices)
 
 
 def _mean_square(array: np.ndarray) -> float:
@@ -385,12 +421,15 @@ def stylize(
     style_targets: StyleTargets | None = None,
     weights: WeightSource | None = None,
     init_image: np.ndarray | None = None,
+    memory_budget_bytes: int | None = None,
 ) -> StyleResult:
     """Stylize ``content`` (uint8 RGB, any aspect ratio) with ``styles``; see the package docstring.
     ``init_image`` (uint8 RGB) starts the optimisation from that picture instead of ``params.init``: a fast-style
-    network's output refined by a few Gatys iterations (resized to the output size, padded like the content)."""
+    network's output refined by a few Gatys iterations (resized to the output size, padded like the content).
+    ``memory_budget_bytes``: the most one loss-and-gradient pass may hold; a larger image runs in exact tiles
+    (tiling.py; None: never tiled)."""
     started = time.perf_counter()
-    job = _prepare(content, styles, params, weights)
+    job = _prepare(content, styles, params, weights, memory_budget_bytes)
     targets_state = "computed"
     if style_targets is not None and style_targets.key == _key(job, styles, content):
         grams, targets_state = style_targets.grams, "reused"
@@ -443,6 +482,10 @@ def stylize(
         "style_targets": targets_state,
         "content_layers": dict(job.content_layers),
         "style_layers": dict(job.style_layers),
+        "memory_budget_bytes": memory_budget_bytes,
+        "estimated_pass_bytes": tiling.pass_bytes(job.content_input.shape[:2]),
+        # None: one untiled pass; else the tile count, core size, halo and stride (tiling.py).
+        "tiling": plan.metrics() if (plan := job.tile_plan(job.content_input.shape[:2])) is not None else None,
     }
     return StyleResult(output, metrics, tracker.cancelled)
 
