@@ -9,7 +9,7 @@ from __future__ import annotations
 from flask import Flask
 
 from api import auth, ratelimit
-from api.blueprints import batches, capabilities, docs, health, jobs, metrics, styles
+from api.blueprints import batches, capabilities, docs, health, jobs, metrics, styles, webhooks
 from api.blueprints import videos
 from api.context import EXTENSION_NAME, ApiContext
 from api.errors import register_error_handlers
@@ -39,8 +39,8 @@ def create_app(
     )
     register_error_handlers(app)
     ratelimit.install(app)
-    auth.install(app, [jobs.bp, batches.bp, capabilities.bp, styles.bp])
-    for blueprint in (jobs.bp, batches.bp, capabilities.bp, styles.bp, health.bp, docs.bp, metrics.bp):
+    auth.install(app, [jobs.bp, batches.bp, capabilities.bp, styles.bp, webhooks.bp])
+    for blueprint in (jobs.bp, batches.bp, capabilities.bp, styles.bp, webhooks.bp, health.bp, docs.bp, metrics.bp):
         app.register_blueprint(blueprint)
     # Videos (issue 12): keys as for jobs; their bodies may be larger (api/blueprints/videos.py sets the limit).
     auth.install(app, [videos.bp])

@@ -18,6 +18,8 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from api.openapi_webhooks import WEBHOOK_DEPENDENCY, WEBHOOK_PATHS, WEBHOOK_SCHEMAS, webhook_form_fields
+from api.webhook_fields import BATCH_EVENTS
 from services.batches import MAX_ITEMS_PAGE, MAX_NAME_CHARS
 from services.registry import MAX_LIST_LIMIT
 from shared.jobs import STATUS_VALUES
@@ -345,7 +347,9 @@ _JOB_FORM = {
                    "64 KiB, UTF-8."},
         "queue": {"type": "string", "enum": list(QUEUES), "default": INTERACTIVE_QUEUE,
                   "description": "A text part: interactive (default) or bulk."},
+        **webhook_form_fields(),
     },
+    **WEBHOOK_DEPENDENCY,
 }
 _IMAGE_ENCODING = {"contentType": IMAGE_MEDIA_TYPES}
 _JOB_ENCODING = {"content": _IMAGE_ENCODING, "style": _IMAGE_ENCODING, "params": {"contentType": "application/json"}}
@@ -361,7 +365,9 @@ _STYLE_FORM = {
         "from_batch": {"type": "string", "description": "A text part: the id of one of your batches whose contents "
                        "to learn from (not with train parts)."},
         "params": {**_ref("TrainParams"), "description": "A text part holding a JSON object (see TrainParams)."},
+        **webhook_form_fields(),
     },
+    **WEBHOOK_DEPENDENCY,
 }
 _STYLE_ENCODING = {"style": _IMAGE_ENCODING, "train": _IMAGE_ENCODING, "params": {"contentType": "application/json"}}
 
@@ -385,7 +391,9 @@ _BATCH_FORM = {
                          "TrainParams): the model a fast batch trains."},
         "expected_items": {"type": "string", "pattern": "^[0-9]{1,8}$",
                            "description": "A text part: how many more contents this batch will get (auto)."},
+        **webhook_form_fields(BATCH_EVENTS),
     },
+    **WEBHOOK_DEPENDENCY,
 }
 _BATCH_ENCODING = {"style": _IMAGE_ENCODING, "content": _IMAGE_ENCODING,
                    "params": {"contentType": "application/json"}}
@@ -672,9 +680,12 @@ from api.openapi_videos import VIDEO_PATHS, VIDEO_SCHEMAS  # noqa: E402
 PATHS.update(VIDEO_PATHS)
 SCHEMAS.update(VIDEO_SCHEMAS)
 
+PATHS.update(WEBHOOK_PATHS)  # the webhook secret and delivery logs (api/openapi_webhooks.py)
+SCHEMAS.update(WEBHOOK_SCHEMAS)
+
 # api/auth.py: a tenant's API key on every job and batch route; health, readiness, metrics and this document are
 # public (probes and scrapers carry no keys).
-SECURED_PREFIXES = ("/v1/jobs", "/v1/batches", "/v1/capabilities", "/v1/styles", "/v1/videos")
+SECURED_PREFIXES = ("/v1/jobs", "/v1/batches", "/v1/capabilities", "/v1/styles", "/v1/videos", "/v1/webhooks")
 SECURITY_SCHEMES = {"bearer": {
     "type": "http", "scheme": "bearer", "bearerFormat": "atl_<key id>_<secret>",
     "description": "A tenant's API key from `atelier keys create --tenant NAME`, sent as 'Authorization: Bearer "

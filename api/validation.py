@@ -28,7 +28,7 @@ from shared.params import MAX_STYLES, StyleParams
 from shared.tasks import INTERACTIVE_QUEUE, QUEUES
 
 FILE_FIELDS = ("content", "style")
-FORM_FIELDS = ("params", "queue")
+FORM_FIELDS = ("params", "queue", "webhook", "webhook_events")  # the webhook pair: api/webhook_fields.py
 # Far above any real params object (every parameter with 64 layers is about 4 KB); a bigger one is a mistake or an
 # attack, and json.loads on it would only waste the request's time.
 MAX_PARAMS_CHARS = 64 * 1024

@@ -41,6 +41,19 @@ def api_argv(bind: str = API_BIND, *, workers: int = 2, threads: int = 4) -> lis
             "--access-logfile", "-", WSGI_APP]
 
 
+WEBHOOK_APP = "worker.webhook_app"
+
+
+def webhook_worker_argv(*, hostname: str | None = None, concurrency: int = 8, loglevel: str = "INFO") -> list[str]:
+    """The webhook worker (worker/webhook_app.py): the relay from terminal events plus the delivery tasks on its
+    own ``webhooks`` queue. Threads: deliveries wait on the network, and it imports no TensorFlow (API image)."""
+    argv = ["celery", "-A", WEBHOOK_APP, "worker", "--pool", "threads", "--concurrency", str(concurrency),
+            "-Q", "webhooks", "--loglevel", loglevel]
+    if hostname:
+        argv += ["--hostname", hostname]
+    return argv
+
+
 def reconciler_argv() -> list[str]:
     """The reconciler (worker/reconciler.py): re-enqueues queued jobs without a message and recovers jobs whose
     worker died. Needs no TensorFlow: runs from the API image."""

@@ -138,6 +138,8 @@ class JobRecord:
     batch_id: str | None = None
     tenant: str = DEFAULT_TENANT  # the API key's tenant (api/auth.py); only that tenant sees the job
     requeued_at: str | None = None  # set by the reconciler when it puts a lost job back in the queue
+    # {"url", "events"}: where to POST when the job reaches one of ``events`` (services/webhooks, docs/webhooks.md)
+    webhook: dict[str, Any] | None = None
     extra: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @property

@@ -75,6 +75,16 @@ class Settings:
     # HMAC key the workers sign trained style models and checkpoints with, and require when loading them, so only
     # files this service wrote are ever loaded. Unset: a random key made once per deployment and kept in Redis.
     model_signing_key: str | None = None
+    # Webhooks (docs/webhooks.md). Host names and CIDRs a webhook may call although they are not public addresses
+    # (comma separated; tests and `atelier dev` users allow 127.0.0.1). Deliveries are retried on 429, 5xx and
+    # connection errors after base * factor^(n-1) seconds, up to max_attempts attempts in all: 5 s, 20 s, 80 s ...
+    # 5.7 h by default, about 7.6 h from the first attempt to the last.
+    webhook_allowlist: str = ""
+    webhook_timeout_s: float = 10.0  # one attempt: connect plus response
+    webhook_retry_base_s: float = 5.0
+    webhook_retry_factor: float = 4.0
+    webhook_max_attempts: int = 8
+    webhook_secret_grace_s: float = 86400.0  # after a rotation, the previous secret keeps signing this long
     # Videos at the door (POST /v1/videos, shared/video.py probe_video): bytes 413, pixels per frame 413, seconds
     # and frames 422. 2 minutes of 30 fps 1080p is the order of a phone clip; the frame cap bounds the work.
     video_max_bytes: int = 200 * MIB
@@ -168,6 +178,12 @@ _FIELDS: dict[str, tuple[type, float | None]] = {
     "reconcile_interval_s": (float, 0.1),
     "reconcile_grace_s": (float, 0),
     "storage_retry_attempts": (int, 1),
+    "webhook_allowlist": (str, None),
+    "webhook_timeout_s": (float, 0.1),
+    "webhook_retry_base_s": (float, 0),
+    "webhook_retry_factor": (float, 1),
+    "webhook_max_attempts": (int, 1),
+    "webhook_secret_grace_s": (float, 0),
     "video_max_bytes": (int, 1),
     "video_max_pixels": (int, 1),
     "video_max_duration_s": (float, 0.1),

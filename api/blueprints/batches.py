@@ -43,6 +43,7 @@ from api.validation import (
     refuse_unknown_parts,
     require_multipart,
 )
+from api.webhook_fields import BATCH_EVENTS, WEBHOOK_FIELDS, parse_webhook
 from services.batches import (
     MAX_ITEMS_PAGE,
     BatchRegistry,
@@ -97,8 +98,10 @@ def _batches(ctx: ApiContext) -> BatchRegistry:
 def create_batch() -> tuple[dict[str, Any], int, dict[str, str]]:
     ctx = api_context()
     require_multipart(request)
-    refuse_unknown_parts(request, ("style", "content"), ("params", "mode", "train_params", "expected_items"))
+    refuse_unknown_parts(request, ("style", "content"),
+                         ("params", "mode", "train_params", "expected_items", *WEBHOOK_FIELDS))
     style_files, params = parse_styles_and_params(request)
+    webhook = parse_webhook(request, allowlist=ctx.settings.webhook_allowlist, allowed_events=BATCH_EVENTS)
     train = TrainParams.from_mapping(parse_json_object(form_text(request, "train_params"), "train_params",
                                                        '{"steps": 1000}'))
     styles = [read_upload(file, f"style[{i}]", ctx.settings.max_image_pixels) for i, file in enumerate(style_files)]
@@ -124,6 +127,7 @@ def create_batch() -> tuple[dict[str, Any], int, dict[str, str]]:
         record["tenant"] = tenant  # api/auth.py: only this tenant sees the batch and its children
         record["inputs"]["style_model"] = model_key
         record.update(mode=batch_plan.mode, mode_reason=batch_plan.reason)
+        record["webhook"] = webhook  # called when the last child ends (services/webhooks/relay.py)
         try:
             for upload in styles:
                 store_upload(ctx, upload, created_keys)
@@ -141,7 +145,7 @@ def create_batch() -> tuple[dict[str, Any], int, dict[str, str]]:
 
     body = idempotency.fingerprint(params=params.to_dict(), styles=[upload.key for upload in styles],
                                    contents=[(item.name, item.key) for item in contents], mode=batch_plan.mode,
-                                   train=train.to_dict() if batch_plan.train else None)
+                                   train=train.to_dict() if batch_plan.train else None, webhook=webhook)
     batch_id, created = idempotency.create_once(
         ctx, tenant, "batches", body, new_id=new_job_id, create=create,
         load=lambda existing: existing if batches.get(existing) is not None else None)

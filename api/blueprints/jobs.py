@@ -15,6 +15,7 @@ from api.ratelimit import admit_submission
 from api.runnable import check_runnable, check_style_model
 from api.submission import submit
 from api.validation import int_query_arg, parse_job_request
+from api.webhook_fields import parse_webhook
 from services.registry import MAX_LIST_LIMIT
 from shared.errors import NotFound, NotReady
 from shared.jobs import JobKind, JobRecord, JobStatus, new_job_id, new_job_record, preview_key
@@ -28,6 +29,7 @@ DEFAULT_LIST_LIMIT = 20
 def create_job() -> tuple[dict[str, Any], int, dict[str, str]]:
     ctx = api_context()
     job_request = parse_job_request(request, max_pixels=ctx.settings.max_image_pixels)
+    webhook = parse_webhook(request, allowlist=ctx.settings.webhook_allowlist)
     check_runnable(ctx, job_request.params, job_request.content.image.shape,
                    [upload.image.shape for upload in job_request.styles])
     tenant = current_tenant()
@@ -41,11 +43,12 @@ def create_job() -> tuple[dict[str, Any], int, dict[str, str]]:
             style_keys=[upload.key for upload in job_request.styles], content_name=job_request.content.name,
             style_names=[upload.name for upload in job_request.styles], queue=job_request.queue, tenant=tenant,
             style_model_key=model_key)
+        record.webhook = webhook
         return submit(ctx, record, [job_request.content, *job_request.styles])
 
     body = idempotency.fingerprint(params=job_request.params.to_dict(), content=job_request.content.image.sha256,
                                    styles=[upload.image.sha256 for upload in job_request.styles],
-                                   queue=job_request.queue)
+                                   queue=job_request.queue, webhook=webhook)
     record, created = idempotency.create_once(ctx, tenant, "jobs", body, new_id=new_job_id, create=create,
                                               load=ctx.registry.get)
     headers = {"Location": job_url(record.id)}

@@ -37,6 +37,7 @@ from api.validation import (
     require_multipart,
     style_parts,
 )
+from api.webhook_fields import WEBHOOK_FIELDS, parse_webhook
 from services.batches import BatchRegistry
 from services.registry import MAX_LIST_LIMIT
 from shared.errors import BadRequest, NotFound
@@ -50,7 +51,7 @@ bp = Blueprint("styles", __name__, url_prefix="/v1/styles")
 MAX_TRAIN_IMAGES = 256  # Texler et al. train on a handful; Johnson on 80k, which is not an upload
 DEFAULT_LIST_LIMIT = 20
 FILE_FIELDS = ("style", "train")
-FORM_FIELDS = ("params", "from_batch")
+FORM_FIELDS = ("params", "from_batch", *WEBHOOK_FIELDS)
 
 
 def style_url(model_id: str) -> str:
@@ -69,6 +70,7 @@ def create_style() -> tuple[dict[str, Any], int, dict[str, str]]:
         raise BadRequest("too_many_train_images", f"got {len(train_files)} 'train' files; allowed: at most "
                          f"{MAX_TRAIN_IMAGES} (or name a batch with from_batch)", field="train")
     params.with_styles(len(style_files))
+    webhook = parse_webhook(request, allowlist=ctx.settings.webhook_allowlist)
     from_batch = form_text(request, "from_batch")
     tenant = current_tenant()
     if from_batch is not None and train_files:
@@ -88,10 +90,11 @@ def create_style() -> tuple[dict[str, Any], int, dict[str, str]]:
             train_keys=[upload.key for upload in train] + batch_keys,
             train_names=[upload.name for upload in train] + [None] * len(batch_keys),
             from_batch=from_batch, tenant=tenant)
+        record.webhook = webhook
         return submit(ctx, record, [*styles, *train])
 
     body = idempotency.fingerprint(params=params.to_dict(), styles=[u.image.sha256 for u in styles],
-                                   train=[u.image.sha256 for u in train], from_batch=from_batch)
+                                   train=[u.image.sha256 for u in train], from_batch=from_batch, webhook=webhook)
     record, created = idempotency.create_once(ctx, tenant, "styles", body, new_id=new_job_id, create=create,
                                               load=lambda model_id: _load(ctx, model_id))
     headers = {"Location": style_url(record.id)}

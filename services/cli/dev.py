@@ -6,7 +6,8 @@ It starts, each as a child process in its own process group:
   ``./var/redis`` so queued jobs survive a restart;
 - the API under gunicorn on ``--port`` (the same command line as docker-compose, bound to 127.0.0.1);
 - ``--workers`` Celery workers (the compose command line, each with its own node name);
-- the reconciler (``worker/reconciler.py``), which re-enqueues jobs whose message or worker was lost.
+- the reconciler (``worker/reconciler.py``), which re-enqueues jobs whose message or worker was lost;
+- the webhook worker (``worker/webhook_app.py``), which delivers signed webhooks from its own queue.
 
 Storage is the local directory ``./var/storage`` unless ``ATELIER_STORAGE`` says otherwise. It waits until the API
 answers ``/readyz`` and every worker answers a Celery ping, prints the URLs, and on Ctrl-C (SIGINT), SIGTERM or
@@ -32,7 +33,7 @@ from typing import IO
 
 import click
 
-from services.commands import api_argv, reconciler_argv, resolve, worker_argv
+from services.commands import api_argv, reconciler_argv, resolve, webhook_worker_argv, worker_argv
 from services.devstack import RedisServer, free_port
 
 READY_TIMEOUT_S = 180.0
@@ -136,6 +137,9 @@ class DevStack:
             self.children.append(Child(f"worker{index}", argv, env, logs / f"worker{index}.log", root))
         # Recovers jobs whose message or worker was lost (README "Reliability").
         self.children.append(Child("reconciler", reconciler_argv(), env, logs / "reconciler.log", root))
+        # Webhook deliveries: their own process and queue, never a GPU worker's time (worker/webhook_app.py).
+        self.children.append(Child("webhooks", webhook_worker_argv(hostname=f"webhooks@{socket.gethostname()}"),
+                                   env, logs / "webhooks.log", root))
         self._wait_ready(say)
         return self
 
