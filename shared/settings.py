@@ -57,6 +57,9 @@ class Settings:
     preview_every: int = 50  # store a preview image every N iterations (0: never)
     weights_dir: str | None = None  # official Keras weight files (Xception, EfficientNetB7); worker/weights_config.py
     cache_dir: str | None = None  # converted VGG19 weights are kept here; None means ~/.cache/atelier
+    # The most memory one engine loss-and-gradient pass may hold (bytes); larger images run in exact tiles
+    # (worker/engine/tiling.py). 0: a tenth of the machine's memory (engine_memory_budget_bytes).
+    engine_memory_bytes: int = 0
     log_format: str = "json"  # "json" (one object per line, with job_id) or "text" (for a terminal)
     # Backbone a worker process builds before it takes its first job (readiness): a name, "default" (the default
     # params' backbone) or "none" (build lazily on the first job).
@@ -169,6 +172,7 @@ _FIELDS: dict[str, tuple[type, float | None]] = {
     "weights_dir": (str, None),
     "model_signing_key": (str, None),
     "cache_dir": (str, None),
+    "engine_memory_bytes": (int, 0),
     "log_format": (str, None),
     "preload_backbone": (str, None),
     "auth": (str, None),
@@ -213,3 +217,26 @@ def _check_storage_url(url: str) -> None:
         message=f"ATELIER_STORAGE={url!r} is not allowed; expected file:///absolute/path or s3://bucket",
         field="ATELIER_STORAGE",
     )
+
+# Share of the machine's memory one engine pass gets by default. Besides the pass, a job holds whole-image arrays
+# (the L-BFGS history: 25 float64 copies of the image at scipy's m=10) and a host may run several worker processes;
+# a tenth kept a 2048 px print under 4 GiB of peak RSS on a 24 GB machine (docs/engine.md, "Print sizes").
+ENGINE_MEMORY_FRACTION = 0.1
+
+
+def machine_memory_bytes() -> int:
+    """Physical memory, or the cgroup (v2) limit of this container when that is lower."""
+    physical = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    try:
+        limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
+    except OSError:
+        return physical
+    return min(physical, int(limit)) if limit.isdigit() else physical
+
+
+def engine_memory_budget_bytes(settings: Settings) -> int:
+    """What the worker and the local CLI pass to the engine as ``memory_budget_bytes`` (ATELIER_ENGINE_MEMORY_BYTES,
+    or ``ENGINE_MEMORY_FRACTION`` of the machine's memory when it is 0)."""
+    if settings.engine_memory_bytes:
+        return settings.engine_memory_bytes
+    return int(ENGINE_MEMORY_FRACTION * machine_memory_bytes())
