@@ -38,6 +38,9 @@ MODES = ("optimize", "fast")
 # Set by the optimize engine's tuning (worker/engine/video.py, bench/video.py): Ruder's 1e3 is relative to their
 # content 5 / style 100 in absolute units; our losses are relative (docs/video.md), so the number is ours.
 DEFAULT_TEMPORAL_WEIGHT = 100.0
+# optimize mode: with later_iterations null, every frame after the first of a segment runs this share of
+# `iterations`, rounded up (Ruder et al.'s script: 2000 iterations for the first frame, 1000 after).
+DEFAULT_LATER_ITERATIONS_FRACTION = 0.5
 # fast mode: how much of the flow-warped previous output is blended in where the mask says a pixel is visible in
 # both frames (worker/engine/video_fast.py documents the rule); 0 applies the model frame by frame.
 DEFAULT_TEMPORAL_BLEND = 0.5
