@@ -135,14 +135,34 @@ class Client:
         content: ImageInput,
         styles: ImageInput | Iterable[ImageInput] | None = None,
         params: Mapping[str, Any] | None = None,
+        *,
+        webhook: str | None = None,
+        webhook_events: Iterable[str] | None = None,
     ) -> Job:
         """``POST /v1/jobs``: upload the content image and one or more style images; returns the queued job.
 
-        With ``params["style_model"]`` (a trained model's id) give no style images: the model is the style."""
+        With ``params["style_model"]`` (a trained model's id) give no style images: the model is the style. With
+        ``webhook`` the service POSTs a signed event there when the job ends (``webhook_events``: which ends)."""
         files: list[tuple[str, tuple[str, bytes | BinaryIO]]] = [("content", _file_part(content, "content"))]
         files += [("style", _file_part(style, f"style{i}")) for i, style in enumerate(_images(styles))]
-        data = {"params": json.dumps(dict(params))} if params else None
-        return self._json("POST", "/v1/jobs", files=files, data=data)
+        data = {"params": json.dumps(dict(params))} if params else {}
+        if webhook:
+            data["webhook"] = webhook
+            if webhook_events:
+                data["webhook_events"] = ",".join(webhook_events)
+        return self._json("POST", "/v1/jobs", files=files, data=data or None)
+
+    def webhook_secret(self, *, rotate: bool = False) -> dict[str, Any]:
+        """``GET /v1/webhooks/secret`` (``{"secret": "whsec_..."}``), or with ``rotate`` a new one
+        (``POST /v1/webhooks/secret/rotate``; the old one keeps signing during the grace period)."""
+        if rotate:
+            return self._json("POST", "/v1/webhooks/secret/rotate")
+        return self._json("GET", "/v1/webhooks/secret")
+
+    def webhook_log(self, job_id: str, *, kind: str = "jobs") -> dict[str, Any]:
+        """``GET /v1/{kind}/{id}/webhooks``: the webhook and its delivery attempts (``kind``: jobs, styles,
+        batches)."""
+        return self._json("GET", f"/v1/{kind}/{job_id}/webhooks")
 
     def get(self, job_id: str) -> Job:
         """``GET /v1/jobs/{id}``."""
@@ -240,6 +260,58 @@ class Client:
     ) -> Job:
         """As ``wait``, for a style model's training: poll ``style(model_id)`` until it is terminal."""
         return _poll(self.style, model_id, "style model", timeout_s, poll_interval_s, on_update, raise_on_failure)
+
+    # --- videos -------------------------------------------------------------------------------------------------
+
+    def submit_video(
+        self,
+        video: ImageInput,
+        styles: ImageInput | Iterable[ImageInput] | None = None,
+        params: Mapping[str, Any] | None = None,
+        *,
+        idempotency_key: str | None = None,
+    ) -> Job:
+        """``POST /v1/videos``: style the clip ``video`` (a path, bytes or ``(name, bytes)``) with ``styles``
+        (``mode`` optimize) or ``params["style_model"]`` (``mode`` fast); ``params`` as ``shared.video_params``."""
+        files = [("video", _file_part(video, "video.mp4"))]
+        files += [("style", _file_part(style, f"style{i}")) for i, style in enumerate(_images(styles))]
+        data = {"params": json.dumps(dict(params))} if params else None
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
+        return self._json("POST", "/v1/videos", files=files, data=data, extra_headers=headers)
+
+    def video(self, video_id: str) -> Job:
+        """``GET /v1/videos/{id}``: status, ``frames_done`` of ``frames``, per-segment state, metrics."""
+        return self._json("GET", f"/v1/videos/{video_id}")
+
+    def list_videos(
+        self, status: str | None = None, limit: int = 20, cursor: str | None = None
+    ) -> tuple[list[Job], str | None]:
+        page = self._json("GET", "/v1/videos", params=_page_query(status, limit, cursor))
+        return page.get("videos", []), page.get("next_cursor")
+
+    def cancel_video(self, video_id: str) -> Job:
+        """``POST /v1/videos/{id}/cancel``: every segment stops; the video ends canceled."""
+        return self._json("POST", f"/v1/videos/{video_id}/cancel")
+
+    def wait_video(
+        self,
+        video_id: str,
+        *,
+        timeout_s: float | None = None,
+        poll_interval_s: float = 0.5,
+        on_update: Callable[[Job], None] | None = None,
+        raise_on_failure: bool = False,
+    ) -> Job:
+        """As ``wait``, for a video: poll ``video(video_id)`` until it is terminal."""
+        return _poll(self.video, video_id, "video", timeout_s, poll_interval_s, on_update, raise_on_failure)
+
+    def download_video(self, video_id: str, path: str | os.PathLike[str]) -> Path:
+        """Write the stylized MP4 to ``path`` (parent folders are created); returns the path."""
+        data = self._request("GET", f"/v1/videos/{video_id}/result").content
+        target = Path(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
+        return target
 
     # --- batches ------------------------------------------------------------------------------------------------
 

@@ -11,6 +11,7 @@ import shutil
 import sys
 from pathlib import Path
 
+from shared.settings import Settings
 from shared.tasks import QUEUES
 
 CELERY_APP = "worker.celery_app"
@@ -35,9 +36,13 @@ def worker_argv(*, hostname: str | None = None, loglevel: str = "INFO") -> list[
     return argv
 
 
-def api_argv(bind: str = API_BIND, *, workers: int = 2, threads: int = 4) -> list[str]:
-    """The API under gunicorn. Threads because requests mostly wait on Redis and storage."""
-    return ["gunicorn", "--bind", bind, "--workers", str(workers), "--threads", str(threads),
+def api_argv(bind: str = API_BIND, *, workers: int = 2, threads: int = 4,
+             sse_streams: int = Settings.sse_max_streams) -> list[str]:
+    """The API under gunicorn. Threads because requests mostly wait on Redis and storage: ``threads`` for requests
+    plus ``sse_streams`` for open event streams, each of which holds a thread while open; the API admits at most
+    ``ATELIER_SSE_MAX_STREAMS`` (default ``sse_streams``) per process, so streams never take the request threads
+    (api/sse.py, docs/events.md)."""
+    return ["gunicorn", "--bind", bind, "--workers", str(workers), "--threads", str(threads + sse_streams),
             "--access-logfile", "-", WSGI_APP]
 
 
