@@ -51,9 +51,11 @@ WEBHOOK_APP = "worker.webhook_app"
 
 def webhook_worker_argv(*, hostname: str | None = None, concurrency: int = 8, loglevel: str = "INFO") -> list[str]:
     """The webhook worker (worker/webhook_app.py): the relay from terminal events plus the delivery tasks on its
-    own ``webhooks`` queue. Threads: deliveries wait on the network, and it imports no TensorFlow (API image)."""
+    own ``webhooks`` queue. Threads: deliveries wait on the network, and it imports no TensorFlow (API image).
+    No mingle or gossip: it shares no task state with other workers (its ids dedupe in Redis), and mingle's wait
+    for peers would only slow its start."""
     argv = ["celery", "-A", WEBHOOK_APP, "worker", "--pool", "threads", "--concurrency", str(concurrency),
-            "-Q", "webhooks", "--loglevel", loglevel]
+            "-Q", "webhooks", "--without-mingle", "--without-gossip", "--loglevel", loglevel]
     if hostname:
         argv += ["--hostname", hostname]
     return argv

@@ -51,11 +51,16 @@ def _fail(message: str) -> NoReturn:
 @click.option("--timeout", "timeout_s", type=click.FloatRange(min=1), default=None,
               help="With --wait: give up after this many seconds (the job keeps running).")
 @click.option("--json", "as_json", is_flag=True, help="Print the job as JSON instead of a summary line.")
+@click.option("--webhook", default=None, metavar="URL",
+              help="POST a signed event (Standard Webhooks) to URL when the job ends; see `atelier webhooks`.")
+@click.option("--webhook-events", default=None, metavar="LIST",
+              help="With --webhook: which ends call it, comma separated (succeeded,failed,canceled; default all).")
 @api_option
 @api_key_option
 @style_param_options()
 def submit(content: Path, styles: tuple[Path, ...], wait: bool, output: Path | None, timeout_s: float | None,
-           as_json: bool, api_url: str, api_key: str | None, **param_options: Any) -> None:
+           as_json: bool, webhook: str | None, webhook_events: str | None, api_url: str, api_key: str | None,
+           **param_options: Any) -> None:
     """Send CONTENT and one or more STYLE images to the API as a new job.
 
     With --style-model ID (a model from `atelier styles train`) give no STYLE: the model is the style, applied in
@@ -69,7 +74,10 @@ def submit(content: Path, styles: tuple[Path, ...], wait: bool, output: Path | N
     payload = given_params(PARAM_SPECS, param_options, params.to_dict())
     client = _client(api_url, api_key)
     try:
-        job = client.submit(content, list(styles), params=payload)
+        if webhook_events and not webhook:
+            _fail("--webhook-events needs --webhook URL")
+        events = [event.strip() for event in webhook_events.split(",")] if webhook_events else None
+        job = client.submit(content, list(styles), params=payload, webhook=webhook, webhook_events=events)
         if not wait:
             click.echo(json.dumps(job, indent=2) if as_json else f"{job['id']} {job['status']}")
             return

@@ -20,6 +20,7 @@ COMMANDS: dict[str, str] = {
     "batch": "services.cli.batch:batch",
     "styles": "services.cli.styles:styles",
     "keys": "services.cli.keys:keys",
+    "webhooks": "services.cli.webhooks:webhooks",
     "video": "services.cli.video:video",
 }
 

@@ -64,7 +64,7 @@ def test_retries_after_500_keep_the_same_id_then_deliver(webhook_worker, receive
     assert [e["outcome"] for e in log] == ["retrying", "retrying", "delivered"]
     assert [e["status_code"] for e in log] == [500, 500, 200]
     assert [e["attempt"] for e in log] == [1, 2, 3]
-    time.sleep(0.6)
+    time.sleep(0.3)
     assert len(receiver.on("/flaky")) == 3  # nothing after the success
 
 
@@ -74,7 +74,7 @@ def test_410_stops_at_once(webhook_worker, receiver, registry):
     receiver.wait_for("/gone", 1)
     log = _wait_log(registry, job.id, 1)
     assert log[0]["status_code"] == 410 and log[0]["outcome"] == "stopped"
-    time.sleep(1.0)  # longer than the first two retry waits
+    time.sleep(0.5)  # longer than the first retry wait (0.2 s)
     assert len(receiver.on("/gone")) == 1
 
 
