@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from flask import Flask
 
-from api import auth, ratelimit
+from api import auth, ratelimit, security_headers, web
 from api.blueprints import batches, capabilities, docs, health, jobs, metrics, styles, webhooks
 from api.blueprints import videos
 from api.context import EXTENSION_NAME, ApiContext
@@ -27,7 +27,9 @@ def create_app(
     queue: JobQueue | None = None,
 ) -> Flask:
     settings = settings or Settings.from_env()
-    app = Flask(__name__, static_folder=None)  # no static files: every route is in the OpenAPI document
+    # No app-level static folder: the studio's files are the web blueprint's (api/web.py, api.web.PAGE_PATHS); every
+    # other route is in the OpenAPI document.
+    app = Flask(__name__, static_folder=None)
     # Werkzeug refuses larger bodies with 413 before reading them (mapped to JSON in api.errors).
     app.config["MAX_CONTENT_LENGTH"] = settings.max_upload_bytes
     app.json.sort_keys = False  # type: ignore[attr-defined]
@@ -40,7 +42,9 @@ def create_app(
     register_error_handlers(app)
     ratelimit.install(app)
     auth.install(app, [jobs.bp, batches.bp, capabilities.bp, styles.bp, webhooks.bp])
-    for blueprint in (jobs.bp, batches.bp, capabilities.bp, styles.bp, webhooks.bp, health.bp, docs.bp, metrics.bp):
+    security_headers.install(app, page_blueprint=web.bp.name)
+    for blueprint in (jobs.bp, batches.bp, capabilities.bp, styles.bp, webhooks.bp, health.bp, docs.bp, metrics.bp,
+                      web.bp):
         app.register_blueprint(blueprint)
     # Videos (issue 12): keys as for jobs; their bodies may be larger (api/blueprints/videos.py sets the limit).
     auth.install(app, [videos.bp])

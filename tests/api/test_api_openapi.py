@@ -9,6 +9,7 @@ import pytest
 from api_helpers import image_bytes
 
 from api.openapi import SECURED_PREFIXES
+from api.web import PAGE_PATHS
 
 pytestmark = pytest.mark.integration
 
@@ -18,6 +19,8 @@ IGNORED_METHODS = {"HEAD", "OPTIONS"}
 def _served_operations(app) -> set[tuple[str, str]]:
     operations = set()
     for rule in app.url_map.iter_rules():
+        if rule.rule in PAGE_PATHS:
+            continue  # the studio's page and static files (api/web.py): pages, not API operations
         path = re.sub(r"<(?:[a-z]+:)?([a-z_]+)>", r"{\1}", rule.rule)
         for method in rule.methods - IGNORED_METHODS:
             operations.add((path, method.lower()))
@@ -43,6 +46,12 @@ def test_openapi_describes_every_route_and_nothing_else(api):
     assert served - described == set(), "routes missing from the OpenAPI document"
     assert described - served == set(), "OpenAPI describes routes the app does not serve"
     assert len(served) >= 9
+
+
+def test_the_only_routes_left_out_are_the_studios_pages(api):
+    page_rules = {rule.rule for rule in api.app.url_map.iter_rules() if rule.endpoint.startswith("web.")}
+    assert page_rules == set(PAGE_PATHS)
+    assert api.client.get("/").status_code == 200 and api.client.get("/static/js/app.js").status_code == 200
 
 
 def test_openapi_document_is_well_formed(api):
