@@ -217,8 +217,10 @@ class TrainStep:
 
         self._step = step
 
-    def __call__(self, batch: np.ndarray) -> np.ndarray:
-        self._state, terms = self._step(self._state, self._extractor_vars, jnp.asarray(batch, jnp.float32), self._args)
+    def __call__(self, batch: np.ndarray, extra: tuple = ()) -> np.ndarray:
+        """``extra``: per-step arrays passed to ``loss_fn`` after ``loss_args`` (as ``backend_tf.TrainStep``)."""
+        args = self._args + [jnp.asarray(e) for e in extra]
+        self._state, terms = self._step(self._state, self._extractor_vars, jnp.asarray(batch, jnp.float32), args)
         return np.asarray(terms, np.float64)
 
     def sync(self) -> None:

@@ -173,8 +173,11 @@ class TrainStep:
 
         self._step = step
 
-    def __call__(self, batch: np.ndarray) -> np.ndarray:
-        return self._step(tf.convert_to_tensor(batch, tf.float32), *self._args).numpy().astype(np.float64)
+    def __call__(self, batch: np.ndarray, extra: tuple = ()) -> np.ndarray:
+        """``extra``: arrays that change from step to step (the video fine-tuning's flows and masks), passed to
+        ``loss_fn`` after ``loss_args`` with their own dtypes; a new structure retraces once."""
+        extra_args = [tf.convert_to_tensor(e) for e in extra]
+        return self._step(tf.convert_to_tensor(batch, tf.float32), *self._args, *extra_args).numpy().astype(np.float64)
 
     def sync(self) -> None:
         """Nothing to do: the Keras variables are the state."""

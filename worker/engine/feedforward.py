@@ -5,6 +5,7 @@
     data = model_to_bytes(model, key=None)                         # bytes the service stores
     model = model_from_bytes(data, key=None)                       # refuses bytes it did not write
     image = stylize_fast(model, content)                           # uint8 (H, W, 3), one forward pass
+    out = stylize_batch(model, frames)                             # float32 (N, H, W, 3) 0-255, one pass
 
 The network (Johnson, Alahi & Fei-Fei 2016, "Perceptual losses for real-time style transfer", supplementary
 material, table 1), with the departures the literature since has settled on:
@@ -268,21 +269,34 @@ def stylize_fast(
     feed-forward network cannot adapt its style to each content's palette before training); ``none`` returns the
     network's colours. A model trained with ``luminance`` always receives the content's luminance, as in training.
     """
-    mode = model.preserve_color if preserve_color is None else preserve_color
-    if mode not in PRESERVE_COLORS:
-        raise ParamError("param_out_of_range", f"preserve_color={mode!r}; allowed: " + ", ".join(PRESERVE_COLORS),
-                         field="preserve_color")
+    mode = _apply_mode(model, preserve_color)
     content = images.check_image(content, "content")
     rgb = content.astype(np.float32)
     if size is not None:
         rgb = images.resize(content, images.scaled_shape(content.shape, int(size)))
-    network_input = color.luminance_as_rgb(rgb) if model.preserve_color == "luminance" else rgb
-    out = forward(model.net, network_input[None])[0]
+    return images.to_uint8(stylize_batch(model, rgb[None], preserve_color=mode)[0])
+
+
+def stylize_batch(model: FastStyleModel, batch: np.ndarray, *, preserve_color: str | None = None) -> np.ndarray:
+    """``stylize_fast`` on float32 RGB 0-255 ``(N, H, W, 3)`` already at the size wanted, in one forward pass:
+    float32 0-255 out (not rounded, so a caller that keeps computing, e.g. the video blend, loses nothing)."""
+    mode = _apply_mode(model, preserve_color)
+    batch = np.asarray(batch, np.float32)
+    network_input = color.luminance_as_rgb(batch) if model.preserve_color == "luminance" else batch
+    out = forward(model.net, network_input)
     if mode == "luminance":
-        out = color.recombine_luminance(out, rgb)
-    elif mode == "histogram":
-        out = color.match_color_histogram(out, rgb)
-    return images.to_uint8(out)
+        out = color.recombine_luminance(out, batch)  # per pixel, so the whole batch at once
+    elif mode == "histogram":  # per image: each frame's own colour statistics
+        out = np.stack([color.match_color_histogram(o, rgb) for o, rgb in zip(out, batch, strict=True)])
+    return out.astype(np.float32)
+
+
+def _apply_mode(model: FastStyleModel, preserve_color: str | None) -> str:
+    mode = model.preserve_color if preserve_color is None else preserve_color
+    if mode not in PRESERVE_COLORS:
+        raise ParamError("param_out_of_range", f"preserve_color={mode!r}; allowed: " + ", ".join(PRESERVE_COLORS),
+                         field="preserve_color")
+    return mode
 
 
 def forward(net: keras.Model, batch: np.ndarray) -> np.ndarray:

@@ -222,6 +222,59 @@ def _batch_loss(content_index: tuple[int, ...], style_index: tuple[int, ...]) ->
     return loss_fn
 
 
+@dataclass
+class LossSetup:
+    """The frozen half of a training step: the loss network and the arguments of ``_batch_loss``. Built once per
+    training by ``loss_setup``; the video fine-tuning (``worker/engine/video_fast.py``) adds its temporal term to
+    the same objective through it."""
+
+    backbone: Any
+    extractor: Any
+    content_layers: tuple[tuple[str, float], ...]
+    style_layers: tuple[tuple[str, float], ...]
+    content_index: tuple[int, ...]
+    style_index: tuple[int, ...]
+    loss_args: tuple[Any, ...]  # grams, content / style layer weights, term weights, content floors, style scales
+
+    def batch_loss(self) -> Callable:
+        """``loss_fn`` for ``TrainStep``: every image of the batch scored by the Gatys objective, terms averaged."""
+        return _batch_loss(self.content_index, self.style_index)
+
+
+def loss_setup(style_images: Sequence[np.ndarray], params: TrainParams,
+               weights: WeightSource | None = None) -> LossSetup:
+    """The loss network (the cached backbone, truncated), the style Grams of ``style_images`` (already adapted by
+    ``_styles_for_training``) and the relative losses' normalisers, for ``params``."""
+    style_params = params.style_params()
+    style_params.with_styles(len(style_images))
+    grams = engine.compute_style_targets(list(style_images), style_params, weights=weights).grams
+    backbone, _cached, content_layers, style_layers, layer_order, extractor = engine._network(
+        style_params, "float32", weights
+    )
+    content_index = tuple(layer_order.index(name) for name, _w in content_layers)
+    style_index = tuple(layer_order.index(name) for name, _w in style_layers)
+    # The relative losses' floors from the loss network's response to the engine's reference noise at the crop
+    # size, exactly as engine._objective computes them for a Gatys job (losses.py explains the floor).
+    forward = engine.backend.features_fn(extractor, backbone.preprocess)
+    reference = forward(engine._reference_noise((params.size, params.size, 3)))
+    content_floors = [losses.relative_scale(0.0, engine._mean_square(reference[i])) for i in content_index]
+    style_scales = [
+        losses.relative_scale(engine._mean_square(g), engine._mean_square(engine.backend.gram_fn(reference[i])))
+        for i, g in zip(style_index, grams, strict=True)
+    ]
+    # Arrays (not lists of floats): the backends map over the structure's leaves.
+    loss_args = (
+        [np.asarray(g, np.float32) for g in grams],
+        np.array([w for _n, w in content_layers], np.float32),
+        np.array([w for _n, w in style_layers], np.float32),
+        np.array([params.content_weight, params.style_weight, params.tv_weight], np.float32),
+        np.array(content_floors, np.float32),
+        np.array(style_scales, np.float32),
+    )
+    return LossSetup(backbone, extractor, tuple(content_layers), tuple(style_layers), content_index, style_index,
+                     loss_args)
+
+
 # --- training ------------------------------------------------------------------------------------------------------
 
 
@@ -271,14 +324,8 @@ def train(
         _check_resume(resume, fingerprint)  # before any work: a wrong checkpoint fails in milliseconds
     pool = _prepare_contents(contents, params)
     style_images = _styles_for_training(styles, pool, params)
-    style_params = params.style_params()
-    style_params.with_styles(len(style_images))
-    grams = engine.compute_style_targets(list(style_images), style_params, weights=weights).grams
-    backbone, _cached, content_layers, style_layers, layer_order, extractor = engine._network(
-        style_params, "float32", weights
-    )
-    content_index = tuple(layer_order.index(name) for name, _w in content_layers)
-    style_index = tuple(layer_order.index(name) for name, _w in style_layers)
+    setup = loss_setup(style_images, params, weights)
+    backbone, content_layers, style_layers = setup.backbone, setup.content_layers, setup.style_layers
 
     model = FastStyleModel.new(params.width, params.residual_blocks, params.seed, params.preserve_color)
     optimizer = _optimizer(params)
@@ -291,26 +338,8 @@ def train(
         step, elapsed_before, history = resume.step, resume.elapsed_s, list(resume.history)
     resumed_from = step
 
-    # The relative losses' floors from the loss network's response to the engine's reference noise at the crop
-    # size, exactly as engine._objective computes them for a Gatys job (losses.py explains the floor).
-    forward = engine.backend.features_fn(extractor, backbone.preprocess)
-    reference = forward(engine._reference_noise((params.size, params.size, 3)))
-    content_floors = [losses.relative_scale(0.0, engine._mean_square(reference[i])) for i in content_index]
-    style_scales = [
-        losses.relative_scale(engine._mean_square(g), engine._mean_square(engine.backend.gram_fn(reference[i])))
-        for i, g in zip(style_index, grams, strict=True)
-    ]
-    # Arrays (not lists of floats): the backends map over the structure's leaves.
-    loss_args = (
-        [np.asarray(g, np.float32) for g in grams],
-        np.array([w for _n, w in content_layers], np.float32),
-        np.array([w for _n, w in style_layers], np.float32),
-        np.array([params.content_weight, params.style_weight, params.tv_weight], np.float32),
-        np.array(content_floors, np.float32),
-        np.array(style_scales, np.float32),
-    )
-    train_step = engine.backend.TrainStep(model.net, extractor, backbone.preprocess, optimizer,
-                                          _batch_loss(content_index, style_index), loss_args)
+    train_step = engine.backend.TrainStep(model.net, setup.extractor, backbone.preprocess, optimizer,
+                                          setup.batch_loss(), setup.loss_args)
     probe_image = _center_probe(probe if probe is not None else contents[0], params.size)
     setup_s = time.perf_counter() - started
 
@@ -401,4 +430,4 @@ def train(
     return TrainResult(model, metrics, cancelled, state)
 
 
-__all__ = ["TrainParams", "TrainResult", "TrainState", "train"]
+__all__ = ["LossSetup", "TrainParams", "TrainResult", "TrainState", "loss_setup", "train"]
