@@ -112,3 +112,25 @@ def _wait_log(registry: JobRegistry, job_id: str, count: int, timeout_s: float =
             return entries
         time.sleep(0.02)
     raise AssertionError(f"delivery log of {job_id}: {log.read(job_id)}")
+
+
+def test_a_batch_webhook_fires_once_when_its_last_child_ends(webhook_worker, receiver, registry):
+    from services.batches import BatchRegistry, new_batch_record
+
+    batches = BatchRegistry(registry)
+    batch = new_batch_record(params={}, style_keys=[], style_names=[])
+    batch["webhook"] = {"url": receiver.url + "/ok?batch", "events": ["finished"]}
+    batches.create(batch)
+    children = [running_job(registry, None, batch_id=batch["id"]) for _ in range(2)]
+    for index, child in enumerate(children):
+        batches.append_item(batch["id"], f"c{index}.jpg", child.id)
+    registry.finish(children[0].id, JobStatus.SUCCEEDED)
+    registry.finish(children[1].id, JobStatus.FAILED)
+    [got] = receiver.wait_for("/ok?batch", 1)
+    payload = json.loads(got.body)
+    assert payload["type"] == "batch.finished" and payload["data"]["id"] == batch["id"]
+    assert payload["data"]["counts"]["succeeded"] == 1 and payload["data"]["counts"]["failed"] == 1
+    assert got.headers["webhook-id"] == f"msg_batch_{batch['id']}_finished_2" and _verify(registry, got).ok
+    assert [e["outcome"] for e in _wait_log(registry, batch["id"], 1)] == ["delivered"]
+    time.sleep(0.3)
+    assert len(receiver.on("/ok?batch")) == 1  # the first child's end did not fire it
