@@ -2,6 +2,7 @@
 
     python bench/video.py optimize [--size 256 --frames 16 --iterations 30]   # temporal vs independent, 256 px
     python bench/video.py tune [--weights 0,0.03,0.1,0.3,1,3] [--content PATH]  # temporal_weight sweep, check clip
+    python bench/video.py workers [--size 96 --frames 16 --segment-frames 8]  # 1 vs 2 workers through the service
 
 Subcommands
 - ``optimize``: a pan + zoom test clip rendered from a repository photo (``worker/video/synthetic.py``,
@@ -18,6 +19,9 @@ Subcommands
   for each ``--weights`` value with the default later iterations, and scored both by Lai's warping error and by the
   check's own measure (backward DIS flow, out-of-frame mask only, per-channel mean, on the decoded H.264 output).
   Writes ``tune.json``.
+- ``workers`` (``bench/video_workers.py``): the same clip through the whole service (``POST /v1/videos``) on a
+  fresh ``atelier dev`` stack with 1 worker and with 2, warmed; wall seconds and the speedup. Writes
+  ``workers.json``.
 
 Extending: each subcommand is a ``cmd_<name>(args) -> dict`` plus its parser in ``SUBCOMMANDS``; the shared helpers
 (clip making, flicker measures, JSON writing) are above them. Every record carries the load averages taken before
@@ -354,9 +358,16 @@ def _add_tune(sub: argparse._SubParsersAction) -> Callable:
     return cmd_tune
 
 
+def _add_workers(sub: argparse._SubParsersAction) -> Callable:
+    from bench.video_workers import add_workers  # the service-level measurement: its own module
+
+    return add_workers(sub)
+
+
 SUBCOMMANDS: dict[str, Callable[[argparse._SubParsersAction], Callable]] = {
     "optimize": _add_optimize,
     "tune": _add_tune,
+    "workers": _add_workers,
 }
 
 
