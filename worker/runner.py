@@ -28,7 +28,7 @@ from shared.errors import AtelierError, EngineError, Unavailable
 from shared.images import encode_png, load_rgb
 from shared.jobs import JobKind, JobRecord, JobStatus, metrics_key, parse_iso, result_key
 from shared.params import StyleParams
-from shared.settings import Settings
+from shared.settings import Settings, engine_memory_budget_bytes
 from worker.faults import crash_if_requested
 from worker.lease import JobLease
 from worker.progress import ProgressReporter
@@ -211,7 +211,7 @@ class JobRunner:
         if params.style_model is not None:
             result = self._apply_style_model(record, params, content, reporter)
         else:
-            engine_kwargs: dict[str, Any] = {}
+            engine_kwargs: dict[str, Any] = {"memory_budget_bytes": engine_memory_budget_bytes(self.settings)}
             if self.style_cache is not None:
                 targets, targets_outcome = self.style_cache.targets_for(list(inputs["styles"]), styles, params)
                 if targets is not None:
@@ -277,7 +277,7 @@ class JobRunner:
                                 style_blend=tuple(trained.params["style_blend"]) if trained.params.get("style_blend")
                                 else None)
         result = self.stylize(content, styles, refine.with_styles(len(styles)), on_progress=reporter,
-                              init_image=image)
+                              init_image=image, memory_budget_bytes=engine_memory_budget_bytes(self.settings))
         return _Outcome(result.image, {**result.metrics, **metrics, "mode": "fast+refine",
                                        "seconds": round(time.monotonic() - started_s - load_s, 4)},
                         cancelled=result.cancelled)

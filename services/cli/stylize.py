@@ -291,11 +291,13 @@ def _run_engine(content_rgb: Any, style_rgbs: list[Any], params: StyleParams, *,
                 preview_dir: Path | None, output: Path, show_progress: bool, init_image: Any = None) -> Any:
     with _quiet_tensorflow_import():
         from worker.engine import stylize as engine_stylize
-    from shared.settings import Settings
+    from shared.settings import Settings, engine_memory_budget_bytes
     from worker.weights_config import weight_source
 
-    # The engine reads no environment; the weights folders come from the settings (ATELIER_WEIGHTS_DIR, ...).
-    weights = weight_source(Settings.from_env())
+    # The engine reads no environment; the weights folders come from the settings (ATELIER_WEIGHTS_DIR, ...), and
+    # so does the memory budget that decides tiling (ATELIER_ENGINE_MEMORY_BYTES).
+    settings = Settings.from_env()
+    weights = weight_source(settings)
 
     def save_previews(progress: Any) -> None:
         if _should_save(progress.iteration, progress.iterations, save_every, preview_dir):
@@ -304,7 +306,7 @@ def _run_engine(content_rgb: Any, style_rgbs: list[Any], params: StyleParams, *,
     # initial_from_first: the bar starts at the first report, so its rate counts only what it has seen.
     with EngineProgress("it", "stylize", show_progress, initial_from_first=True, also=save_previews) as on_progress:
         return engine_stylize(content_rgb, style_rgbs, params, on_progress=on_progress, weights=weights,
-                              init_image=init_image)
+                              init_image=init_image, memory_budget_bytes=engine_memory_budget_bytes(settings))
 
 
 class EngineProgress:

@@ -51,9 +51,12 @@ class FakeEngine:
     during: Callable[[int], None] | None = None
     seconds_per_iteration: float = 0.0
     reports: list[int] = field(default_factory=list)
+    kwargs: dict[str, Any] = field(default_factory=dict)  # the engine keywords of the last call
 
-    def __call__(self, content: np.ndarray, styles: list[np.ndarray], params: Any, on_progress: Any = None) -> Any:
+    def __call__(self, content: np.ndarray, styles: list[np.ndarray], params: Any, on_progress: Any = None,
+                 **kwargs: Any) -> Any:
         self.calls += 1
+        self.kwargs = kwargs
         h, w = content.shape[:2]
         scale = params.size / max(h, w)
         out_h, out_w = max(1, round(h * scale)), max(1, round(w * scale))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import threading
 
 import numpy as np
@@ -220,3 +221,17 @@ def test_a_kind_this_worker_does_not_run_fails_naming_what_it_runs(registry, sto
     assert make_runner(registry, storage, settings, FakeEngine()).run(job.id) == "failed"
     error = registry.get(job.id).error
     assert error["code"] == "unsupported_kind" and "'video'" in error["message"] and "stylize" in error["message"]
+
+
+def test_the_engine_gets_the_memory_budget_from_the_settings(registry, storage, settings, make_job):
+    # ATELIER_ENGINE_MEMORY_BYTES reaches the engine as memory_budget_bytes (it decides tiling; the engine reads no
+    # environment itself); 0 means a share of the machine's memory.
+    engine = FakeEngine()
+    job_id = make_job(size=32, iterations=10, progress_every=10)
+    assert make_runner(registry, storage, settings.replace(engine_memory_bytes=123_456_789), engine).run(job_id) \
+        == "succeeded"
+    assert engine.kwargs["memory_budget_bytes"] == 123_456_789
+    engine = FakeEngine()
+    job_id = make_job(size=32, iterations=10, progress_every=10)
+    assert make_runner(registry, storage, settings, engine).run(job_id) == "succeeded"
+    assert 0 < engine.kwargs["memory_budget_bytes"] < os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")

@@ -1,7 +1,7 @@
 """Exact tiled loss and gradient, so a print-size image (4096 px) runs in bounded memory.
 
 The untiled pass keeps every activation of the backbone for the backward pass: its memory grows with the pixel
-count (``BYTES_PER_PX``, measured), about 9 GB for VGG19 at 2048x1524. Gatys' losses are sums over feature
+count (``BYTES_PER_PX``, measured), about 16 GB for VGG19 at 2048x1524. Gatys' losses are sums over feature
 positions (the content loss directly, the style loss through its Gram matrices ``G = sum_p F_p^T F_p / (N C)``),
 so the loss and its gradient can be computed one tile at a time *exactly*, in two passes:
 
@@ -47,12 +47,14 @@ from worker.engine import losses
 from worker.engine.objective import ObjectiveSpec
 
 # Bytes of process memory per input pixel of one untiled loss-and-gradient pass (VGG19 to block5_conv1, every
-# activation kept for the backward pass, float32), measured as the slope of peak RSS over image area between
-# 384x384 and 640x640 px (docs/engine.md, "Print sizes"). bfloat16 keeps half-size activations but also float32
-# copies for the losses; the float32 figure is used for both (it over-estimates, so tiling starts early, never late).
-BYTES_PER_PX = 3000
+# activation kept for the backward pass, float32): the slope of a whole ``stylize`` run's peak RSS over the image
+# area, 4752 B/px between 128x128 and 384x384 px and 4934 B/px between 384x384 and 640x640 (random-weight VGG19,
+# 2 iterations, one process per size; docs/engine.md, "Print sizes"). bfloat16 keeps half-size activations but
+# also float32 copies for the losses; the float32 figure is used for both (it over-estimates, so tiling starts
+# early, never late).
+BYTES_PER_PX = 5000
 # Fixed part of a pass that does not grow with the image (TensorFlow's workspaces, the Grams), added to the estimate.
-PASS_FIXED_BYTES = 64 * 1024 * 1024
+PASS_FIXED_BYTES = 128 * 1024 * 1024
 # The smallest core a tile gets, in strides: below this the halo's share makes tiling pointless.
 MIN_CORE_STRIDES = 4
 
