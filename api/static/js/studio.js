@@ -6,7 +6,7 @@ import { ApiError, request } from "./api.js";
 import { $, el, showError } from "./dom.js";
 
 const MAX_STYLES = Number(document.body.dataset.maxStyles || 8);
-const BLEND_SLIDER_MAX = 10; // relative weights: the API normalises them to sum to 1
+const BLEND_SLIDER_MAX = 2; // relative weights (the API normalises them to sum to 1): equal weights sit mid-way
 const state = { content: null, styles: [], thumbs: new Map() };
 let onSubmitted = () => {};
 
