@@ -82,9 +82,11 @@ class RecordingQueue:
 
     def __init__(self) -> None:
         self.messages: list[tuple[str, str]] = []
+        self.sent: list[tuple[str, str]] = []
 
     def enqueue(self, job_id: str, queue: str = "bulk", kind: str = "stylize") -> None:
         self.messages.append((job_id, kind))
+        self.sent.append((job_id, kind))
 
 
 def fake_stylize_frames(during: Callable[[int], None] | None = None) -> Callable[..., Any]:
@@ -180,6 +182,8 @@ def test_a_video_is_planned_styled_in_segments_and_assembled_with_its_audio(regi
     assert all(registry.get(s).status == JobStatus.SUCCEEDED for s in record.inputs["segments"])
     assert record.progress["frames_done"] == record.progress["frames"] == 20  # 16 + 2 shared at each of 2 seams
     assert record.deliveries == 1  # the assembly's own count (the plan's was reset)
+    # Only the last segment to end woke the video: wake-ups count as deliveries, which ATELIER_MAX_DELIVERIES caps.
+    assert [kind for _, kind in queue.sent].count("video") == 1
     out = decode_video(storage.get(mp4_key(video_id)))
     assert len(out) == 16 and out.info.has_audio and out.info.video_codec == "h264"
     assert abs(out.fps - 24) < 0.01

@@ -11,9 +11,9 @@ has the records and keys, ``worker/video/segments.py`` the plan and the crossfad
 2. **Segments** (``video_segment`` tasks): each styles its frames (``optimize``: Ruder's method,
    ``worker/engine/video.py``; ``fast``: the trained model, ``worker/engine/video_fast.py``), reports frames to its
    own record and to the parent's progress, stores its styled frames and ends. Cancel is the progress reporter's: a
-   segment stops at its next report once its flag is set. A segment that ends in any way wakes the parent (enqueues
-   its task again); two segments ending together may both wake it, and the parent's lease makes the second
-   wake-up a no-op.
+   segment stops at its next report once its flag is set. The segment that ends last, or one that failed, wakes
+   the parent (enqueues its task again); two segments ending together may both wake it, and the parent's lease (or
+   its terminal status) makes the second wake-up a no-op that does not count as a delivery.
 3. **Advance** (the ``video`` task, later deliveries): a failed segment fails the video with its code and cancels
    the others; a canceled video ends ``canceled`` once no segment runs; when every segment has succeeded the
    **assembly** runs: crossfade the shared frames, encode H.264 MP4 at the decoded rate with the upload's audio
@@ -127,7 +127,7 @@ class VideoSegmentHandler:
             code, message = describe_failure(exc)
             log.exception("video segment %s failed: %s", record.id, code)
             outcome = self.runner.fail(record.id, code, message)
-        if outcome != LEASE_LOST:
+        if outcome != LEASE_LOST and parent_can_advance(self.runner.registry, record.inputs["video_id"]):
             wake_parent(self.queue, record.inputs["video_id"])
         return outcome
 
@@ -321,6 +321,17 @@ def warping_errors(clip: np.ndarray, originals: np.ndarray, plan: list[Segment],
     return {"warping_error": round(float(np.mean(errors)), 6),
             "warping_error_seams": round(float(np.mean(at_seams)), 6) if at_seams else None,
             "warping_error_inside": round(float(np.mean(inside)), 6) if inside else None}
+
+
+def parent_can_advance(registry: Any, video_id: str) -> bool:
+    """Whether the video has something to do: a segment failed, or none runs any more. Only then is it woken, so
+    its delivery count (a crash detector, capped by ATELIER_MAX_DELIVERIES) counts real steps, not one wake-up per
+    segment. Each segment checks after its own end is written, so the last one to end always sees all ended."""
+    parent = registry.get(video_id)
+    if parent is None or parent.terminal:
+        return False
+    segments = videos.segments_of(registry, parent)
+    return any(s is None or s.status == JobStatus.FAILED for s in segments) or all(s.terminal for s in segments)
 
 
 def wake_parent(queue: Any, video_id: str) -> None:
