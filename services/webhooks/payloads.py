@@ -58,6 +58,8 @@ def present(record: JobRecord) -> dict[str, Any]:
 def batch_event(batches: BatchRegistry, batch: dict[str, Any]) -> tuple[str, str, str] | None:
     """``(msg id, type, body)`` when ``batch`` has just ended (every child terminal, or canceled), else None."""
     items = batches.items(batch["id"])
+    if not _all_terminal(batches, items):
+        return None
     summary = summarize(items, batches.children(items))
     status = batch_status(batch, summary)
     if status not in BATCH_END_STATUSES:
@@ -66,3 +68,17 @@ def batch_event(batches: BatchRegistry, batch: dict[str, Any]) -> tuple[str, str
     data = {"id": batch["id"], "status": status, "created_at": batch["created_at"],
             "canceled_at": batch.get("canceled_at"), **summary, "links": {"self": f"/v1/batches/{batch['id']}"}}
     return batch_msg_id(batch["id"], status, summary["total"]), event_type, body(event_type, utc_now_iso(), data)
+
+
+SCAN_CHUNK = 64
+
+
+def _all_terminal(batches: BatchRegistry, items: list[dict[str, Any]]) -> bool:
+    """Whether every child has ended, reading from the newest item back in chunks: children run roughly in the order
+    they were added (one bulk queue), so while the batch runs a live child is found in the first chunk, and each
+    child's end costs one small read instead of all of the batch's records (quadratic over a large batch)."""
+    for end in range(len(items), 0, -SCAN_CHUNK):
+        chunk = items[max(0, end - SCAN_CHUNK):end]
+        if any(child is not None and not child.terminal for child in batches.children(chunk)):
+            return False
+    return True

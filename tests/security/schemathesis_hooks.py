@@ -9,7 +9,8 @@ its ``positive_data_acceptance`` check means something:
   ``<creation score>|<job id>``, services/registry.py). A cursor naming a job that is gone is still valid (paging
   continues below its creation time), so any such string must be accepted;
 - ``format: atelier-source-name``: relative paths such as ``a/x.jpg`` (the rules are in the description; names
-  that break them are tested by hand in tests/batch).
+  that break them are tested by hand in tests/batch);
+- ``format: atelier-webhook-url``: http(s) URLs on a public address, which the SSRF check accepts.
 
 Nothing here relaxes a check: the hooks only make generated *valid* data valid.
 """
@@ -57,6 +58,13 @@ schemathesis.openapi.format("atelier-cursor", st.builds(
 schemathesis.openapi.format("atelier-source-name", st.lists(
     st.text("abcdefghijklmnopqrstuvwxyz0123456789_-", min_size=1, max_size=12), min_size=1, max_size=3,
 ).map(lambda segments: "/".join(segments) + ".jpg"))
+
+
+# ``format: atelier-webhook-url``: URLs on public addresses (literal IPs from documentation-free public ranges, so
+# no DNS is involved), which the SSRF check must accept; refused ones are tested by hand in tests/webhooks.
+schemathesis.openapi.format("atelier-webhook-url", st.builds(
+    "https://93.184.216.{}/hooks/{}".format, st.integers(1, 254), st.text("abcdefghijklmnopqrstuvwxyz0123456789",
+                                                                         min_size=1, max_size=12)))
 
 
 @schemathesis.hook
