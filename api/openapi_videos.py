@@ -25,13 +25,14 @@ from api.openapi import (
     _ref,
     _with_links,
 )
+from api.openapi_webhooks import WEBHOOK_DEPENDENCY, webhook_form_fields
 from services.registry import MAX_LIST_LIMIT
 from shared.jobs import STATUS_VALUES
 from shared.params import MAX_STYLES
 from shared.video import ALLOWED_VIDEO_CODECS
 from shared.video_params import video_params_schema
 
-VIDEO_MEDIA_TYPES = "video/mp4, video/quicktime, video/webm, image/gif"
+VIDEO_MEDIA_TYPES = "video/mp4, video/quicktime, video/webm"  # and animated GIF (image/gif)
 
 _VIDEO_ID = {"name": "video_id", "in": "path", "required": True, "schema": {"type": "string", "minLength": 1},
              "description": "Video id as returned by POST /v1/videos; an unknown one is 404."}
@@ -56,7 +57,9 @@ _VIDEO_FORM = {
                   "description": f"mode optimize: 1 to {MAX_STYLES} style images (repeat the part); mode fast: "
                                  "none (params.style_model is the style)."},
         "params": {**_ref("VideoParams"), "description": "A text part holding a JSON object (see VideoParams)."},
+        **webhook_form_fields(),
     },
+    **WEBHOOK_DEPENDENCY,
 }
 _VIDEO_ENCODING = {"video": {"contentType": VIDEO_MEDIA_TYPES}, "style": _IMAGE_ENCODING,
                    "params": {"contentType": "application/json"}}

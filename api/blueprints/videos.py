@@ -7,7 +7,8 @@ reconciler, cancel and progress as every job; its segments are ``video_segment``
 - ``POST /v1/videos`` (multipart): one ``video`` file (MP4/MOV/WebM/GIF, checked at the door by
   ``shared.video.probe_video`` against ``ATELIER_VIDEO_MAX_*``: 415 not a video or corrupt, 413 too many bytes or
   pixels, 422 too long or too many frames), ``style`` files for ``mode=optimize`` or ``params.style_model`` for
-  ``mode=fast``, ``params`` JSON (``shared.video_params``). ``202`` + ``Location``; ``Idempotency-Key`` honoured.
+  ``mode=fast``, ``params`` JSON (``shared.video_params``), ``webhook`` / ``webhook_events`` (``api/webhook_fields.py``:
+  called when the video ends). ``202`` + ``Location``; ``Idempotency-Key`` honoured.
   Nothing is stored until the whole request is valid.
 - ``GET /v1/videos`` (newest first, cursor), ``GET /v1/videos/{id}`` (status, frames done / frames, per-segment
   state, metrics including the warping error), ``GET /v1/videos/{id}/result`` (the MP4),
@@ -42,6 +43,7 @@ from api.validation import (
     require_multipart,
     style_parts,
 )
+from api.webhook_fields import WEBHOOK_FIELDS, parse_webhook
 from services import videos
 from services.registry import MAX_LIST_LIMIT
 from shared.errors import BadRequest, NotFound, NotReady, TooLarge
@@ -54,7 +56,7 @@ bp = Blueprint("videos", __name__, url_prefix="/v1/videos")
 
 DEFAULT_LIST_LIMIT = 20
 FILE_FIELDS = ("video", "style")
-FORM_FIELDS = ("params",)
+FORM_FIELDS = ("params", *WEBHOOK_FIELDS)
 PARAMS_EXAMPLE = '{"mode": "optimize", "size": 256, "segment_frames": 24}'
 
 
@@ -114,6 +116,7 @@ def create_video() -> tuple[dict[str, Any], int, dict[str, str]]:
     style_files = style_parts(request, required=params.video.mode == "optimize",
                               instead=" (or params.style_model with mode 'fast')")
     params.with_styles(len(style_files))
+    webhook = parse_webhook(request, allowlist=ctx.settings.webhook_allowlist)
     upload = read_video(ctx, video_files[0])
     styles = [read_upload(file, f"style[{i}]", ctx.settings.max_image_pixels) for i, file in enumerate(style_files)]
     tenant = current_tenant()
@@ -128,10 +131,11 @@ def create_video() -> tuple[dict[str, Any], int, dict[str, str]]:
         record = new_video_record(video_id, params=params.to_dict(), video_key_=upload.key, video_name=upload.name,
                                   probe=upload.info.to_dict(), style_keys=[u.key for u in styles],
                                   style_names=[u.name for u in styles], style_model_key=model_key, tenant=tenant)
+        record.webhook = webhook  # called when the video (not a segment) ends: docs/webhooks.md
         return submit(ctx, record, [upload, *styles])  # type: ignore[list-item] - VideoUpload has Upload's shape
 
     body = idempotency.fingerprint(params=params.to_dict(), video=upload.image.sha256,
-                                   styles=[u.image.sha256 for u in styles])
+                                   styles=[u.image.sha256 for u in styles], webhook=webhook)
     record, created = idempotency.create_once(ctx, tenant, "videos", body, new_id=new_job_id, create=create,
                                               load=lambda video_id: _load(ctx, video_id))
     headers = {"Location": video_url(record.id)}
@@ -270,6 +274,7 @@ def present_video(ctx: ApiContext, record: JobRecord, *, with_segments: bool = T
         "error": record.error,
         "metrics": record.metrics,
         "cancel_requested": bool(record.cancel_requested),
+        "webhook": record.webhook,
         "links": links,
     }
 

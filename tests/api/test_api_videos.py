@@ -96,6 +96,20 @@ def test_bad_params_are_refused_before_anything_is_stored(api, clip, params, sty
     assert api.leftovers() == NOTHING
 
 
+def test_a_webhook_to_a_private_address_is_refused_and_one_allowed_is_kept(api, make_harness, make_settings, clip):
+    data = {"video": (io.BytesIO(clip), "clip.mp4"), "style": (io.BytesIO(image_bytes()), "s.jpg"),
+            "webhook": "http://10.0.0.1/hook"}
+    response = api.client.post("/v1/videos", data=data, content_type="multipart/form-data")
+    assert (response.status_code, response.get_json()["error"]["code"]) == (422, "webhook_address_refused")
+    assert api.leftovers() == NOTHING
+    allowed = make_harness(make_settings(webhook_allowlist="127.0.0.1"))
+    data = {"video": (io.BytesIO(clip), "clip.mp4"), "style": (io.BytesIO(image_bytes()), "s.jpg"),
+            "webhook": "http://127.0.0.1:9/hook", "webhook_events": "succeeded"}
+    response = allowed.client.post("/v1/videos", data=data, content_type="multipart/form-data")
+    assert response.status_code == 202, response.get_json()
+    assert response.get_json()["webhook"] == {"url": "http://127.0.0.1:9/hook", "events": ["succeeded"]}
+
+
 def test_the_request_must_have_exactly_one_video_part(api, clip):
     response = post_video(api, None)
     assert response.status_code == 400 and response.get_json()["error"]["code"] == "missing_video"
