@@ -3,6 +3,7 @@
     python bench/video.py optimize [--size 256 --frames 16 --iterations 30]   # temporal vs independent, 256 px
     python bench/video.py tune [--weights 0,0.03,0.1,0.3,1,3] [--content PATH]  # temporal_weight sweep, check clip
     python bench/video.py workers [--size 96 --frames 16 --segment-frames 8]  # 1 vs 2 workers through the service
+    python bench/video.py fast --model M.atfs [--blends 0,0.3,0.5 --finetune-steps 20]  # bench/video_fast.py
 
 Subcommands
 - ``optimize``: a pan + zoom test clip rendered from a repository photo (``worker/video/synthetic.py``,
@@ -364,10 +365,17 @@ def _add_workers(sub: argparse._SubParsersAction) -> Callable:
     return add_workers(sub)
 
 
+def _add_fast(sub: argparse._SubParsersAction) -> Callable:
+    from bench.video_fast import add_fast  # the fast mode's blend sweep, fine-tuning and frames per second
+
+    return add_fast(sub)
+
+
 SUBCOMMANDS: dict[str, Callable[[argparse._SubParsersAction], Callable]] = {
     "optimize": _add_optimize,
     "tune": _add_tune,
     "workers": _add_workers,
+    "fast": _add_fast,
 }
 
 
