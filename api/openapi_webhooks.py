@@ -101,5 +101,6 @@ WEBHOOK_PATHS: dict[str, Any] = {
     }},
     "/v1/jobs/{job_id}/webhooks": _log_operation("getJobWebhooks", "job", _param("job_id")),
     "/v1/styles/{model_id}/webhooks": _log_operation("getStyleWebhooks", "style model", _param("model_id")),
+    "/v1/videos/{video_id}/webhooks": _log_operation("getVideoWebhooks", "video", _param("video_id")),
     "/v1/batches/{batch_id}/webhooks": _log_operation("getBatchWebhooks", "batch", _param("batch_id")),
 }

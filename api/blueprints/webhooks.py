@@ -3,7 +3,8 @@
 - ``GET /v1/webhooks/secret`` -> ``{"secret": "whsec_..."}`` (made on first use);
 - ``POST /v1/webhooks/secret/rotate`` -> the new secret; the old one keeps signing next to it for
   ``ATELIER_WEBHOOK_SECRET_GRACE_S`` (``previous_valid_until_s``);
-- ``GET /v1/jobs/{id}/webhooks``, ``/v1/styles/{id}/webhooks``, ``/v1/batches/{id}/webhooks``: the webhook and every
+- ``GET /v1/jobs/{id}/webhooks``, ``/v1/styles/{id}/webhooks``, ``/v1/videos/{id}/webhooks``,
+  ``/v1/batches/{id}/webhooks``: the webhook and every
   delivery attempt (time, status code or error, duration, outcome), oldest first.
 
 Ownership of the ids is checked by ``api.auth`` (the route arguments are ``job_id``, ``model_id``, ``batch_id``).
@@ -53,6 +54,13 @@ def style_webhooks(model_id: str) -> dict[str, Any]:
     if record is None or record.kind != JobKind.TRAIN_STYLE:
         raise NotFound("style_model_not_found", f"no style model with id {model_id!r}", field="id")
     return _log(model_id, record.webhook)
+
+
+@bp.get("/videos/<video_id>/webhooks")
+def video_webhooks(video_id: str) -> dict[str, Any]:
+    from api.blueprints.videos import require_video
+
+    return _log(video_id, require_video(api_context(), video_id).webhook)
 
 
 @bp.get("/batches/<batch_id>/webhooks")

@@ -59,7 +59,7 @@ def _print_secret(api_url: str, api_key: str | None, *, rotate: bool) -> None:
 
 @webhooks.command("log")
 @click.argument("resource_id")
-@click.option("--kind", type=click.Choice(["jobs", "styles", "batches"]), default="jobs", show_default=True)
+@click.option("--kind", type=click.Choice(["jobs", "styles", "videos", "batches"]), default="jobs", show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the whole log as JSON.")
 @api_option
 @api_key_option

@@ -1,10 +1,11 @@
 """What a webhook says: ``{"type", "timestamp", "data"}`` (the Standard Webhooks payload structure).
 
 ``type`` is ``<subject>.<status>``: ``job.succeeded``, ``job.failed``, ``job.canceled``, ``style.<status>`` for a
-style model's training, ``batch.finished`` / ``batch.canceled``. ``timestamp`` is when the event happened (the
+style model's training, ``video.<status>`` for a video (its segments never call), ``batch.finished`` /
+``batch.canceled``. ``timestamp`` is when the event happened (the
 record's ``finished_at``), not when it was sent (that is the ``webhook-timestamp`` header). ``data`` is the resource
-as the API presents it (``GET /v1/jobs/{id}``, ``GET /v1/styles/{id}`` without the loss curve, and the batch's
-summary), so a receiver needs no second request for the common case.
+as the API presents it (``GET /v1/jobs/{id}``, ``GET /v1/styles/{id}`` without the loss curve, ``GET /v1/videos/{id}``
+without the segments, and the batch's summary), so a receiver needs no second request for the common case.
 
 The webhook id is derived from the event, never random: ``msg_<job id>_<status>`` (a job ends once) and
 ``msg_batch_<id>_<status>_<items>`` (a batch that gets more items after it finished can finish again). Re-reading an
@@ -19,7 +20,7 @@ from typing import Any
 from services.batches import BatchRegistry, batch_status, summarize
 from shared.jobs import JobKind, JobRecord, utc_now_iso
 
-SUBJECT_FOR_KIND = {JobKind.STYLIZE.value: "job", JobKind.TRAIN_STYLE.value: "style"}
+SUBJECT_FOR_KIND = {JobKind.STYLIZE.value: "job", JobKind.TRAIN_STYLE.value: "style", JobKind.VIDEO.value: "video"}
 BATCH_END_STATUSES = ("finished", "canceled")
 
 
@@ -50,6 +51,10 @@ def present(record: JobRecord) -> dict[str, Any]:
         from api.blueprints.styles import present_style_model
 
         return present_style_model(None, record, with_curve=False)  # type: ignore[arg-type]
+    if record.kind == JobKind.VIDEO.value:
+        from api.blueprints.videos import present_video
+
+        return present_video(None, record, with_segments=False)  # type: ignore[arg-type]
     from api.presenter import present_job
 
     return present_job(record)

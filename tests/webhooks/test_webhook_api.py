@@ -25,8 +25,8 @@ def _image(color: tuple[int, int, int]) -> bytes:
 @pytest.fixture
 def api(isolated_redis_url: str, tmp_path: Any) -> Any:
     def build(**overrides: Any) -> Any:
-        settings = Settings(redis_url=isolated_redis_url, storage=f"file://{tmp_path / 'storage'}", auth="off",
-                            **overrides)
+        settings = Settings(redis_url=isolated_redis_url, storage=f"file://{tmp_path / 'storage'}",
+                            **{"auth": "off", **overrides})
         app = create_app(settings)
         app.config["TESTING"] = True
         return app.test_client()
@@ -126,3 +126,34 @@ def test_secret_is_stable_until_rotated_and_the_old_one_signs_during_the_grace(a
 def test_log_of_an_unknown_job_is_404(api):
     response = api().get("/v1/jobs/nope/webhooks")
     assert response.status_code == 404 and response.get_json()["error"]["code"] == "job_not_found"
+
+
+def test_video_log_route_and_payload(api, isolated_redis_url):
+    from services.webhooks.payloads import job_event
+    from shared.jobs import JobRecord, JobStatus, utc_now_iso
+
+    registry = JobRegistry.from_url(isolated_redis_url)
+    record = JobRecord(id="v" * 32, kind="video", webhook={"url": "https://93.184.216.34/v", "events": ["failed"]})
+    registry.create(record)
+    log = api().get(f"/v1/videos/{record.id}/webhooks").get_json()
+    assert log["webhook"] == record.webhook and log["attempts"] == []
+    record.status, record.finished_at = JobStatus.FAILED.value, utc_now_iso()
+    event_type, body = job_event(record)
+    payload = json.loads(body)
+    assert event_type == payload["type"] == "video.failed"
+    assert payload["data"]["links"]["self"] == f"/v1/videos/{record.id}" and payload["timestamp"] == record.finished_at
+
+
+def test_each_tenant_has_its_own_secret(api, isolated_redis_url):
+    from services.tenants import KeyStore
+
+    keys = KeyStore(redis.Redis.from_url(isolated_redis_url))
+    client = api(auth="on")
+    secrets = []
+    for tenant in ("acme", "globex"):
+        token = keys.create(tenant).token
+        answer = client.get("/v1/webhooks/secret", headers={"Authorization": f"Bearer {token}"})
+        assert answer.status_code == 200
+        secrets.append(answer.get_json()["secret"])
+    assert secrets[0] != secrets[1]
+    assert client.get("/v1/webhooks/secret").status_code == 401
