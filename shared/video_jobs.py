@@ -47,6 +47,11 @@ def poster_key(video_id: str) -> str:
     return video_key(video_id, "poster.png")
 
 
+def finetuned_model_key(video_id: str) -> str:
+    """A ``fast`` video's model fine-tuned on its own frames (``finetune_steps``), signed like every model."""
+    return video_key(video_id, "model.atls")
+
+
 def new_video_record(video_id: str, *, params: dict[str, Any], video_key_: str, video_name: str | None,
                      probe: dict[str, Any], style_keys: list[str], style_names: list[str | None],
                      style_model_key: str | None, tenant: str = DEFAULT_TENANT) -> JobRecord:

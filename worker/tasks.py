@@ -19,7 +19,7 @@ from worker.celery_app import app, settings
 from worker.runner import JobRunner, WorkerIdentity, _engine_stylize
 from worker.style_cache import StyleTargetCache, _engine_compute
 from worker.style_models import StyleModelCache, StyleTrainingHandler, signing_key
-from worker.video.service import VideoHandler, VideoSegmentHandler, _engine_stylize_frames
+from worker.video.service import VideoHandler, VideoSegmentHandler, _engine_finetune, _engine_stylize_frames
 from worker.weights_config import weight_source
 
 log = logging.getLogger(__name__)
@@ -45,7 +45,8 @@ def _runner(pid: int) -> JobRunner:
     )
     runner.handlers["train_style"] = StyleTrainingHandler(runner, key=key, builtin_images=builtin_training_images,
                                                           weights=weights, queue=JobQueue(app))
-    runner.handlers["video"] = VideoHandler(runner, queue=JobQueue(app))
+    runner.handlers["video"] = VideoHandler(runner, queue=JobQueue(app), key=key,
+                                            finetune=partial(_engine_finetune, weights=weights))
     runner.handlers["video_segment"] = VideoSegmentHandler(
         runner, queue=JobQueue(app), stylize_frames=partial(_engine_stylize_frames, weights=weights))
     return runner

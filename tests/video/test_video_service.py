@@ -271,3 +271,54 @@ def test_the_api_queue_adapter_knows_both_video_kinds(settings):
     adapter = JobQueue(settings)
     with pytest.raises(ValueError, match="unknown job kind"):
         adapter.enqueue("x", queue="bulk", kind="videos")
+
+
+def test_a_fast_video_fine_tunes_its_model_once_and_every_segment_applies_that_one(registry, storage, settings,
+                                                                                   mp4_with_audio):
+    from shared.jobs import JobRecord
+    from shared.video_jobs import finetuned_model_key
+
+    style_key = input_key("ab" * 32, "PNG")
+    storage.put(style_key, _png(), content_type="image/png")
+    model_id = new_job_id()
+    registry.create(JobRecord(id=model_id, kind="train_style", status="succeeded", inputs={"styles": [style_key]},
+                              result={"key": f"models/{model_id}/model.atls"}))
+
+    class Models:  # the worker's StyleModelCache, by storage key
+        def load(self, key: str) -> Any:
+            return storage.get(key).decode() if key.startswith("results/") else "trained"
+
+    tuned_calls, applied = [], []
+
+    def finetune(model, frames, styles, *, steps, on_progress):
+        tuned_calls.append((model, len(frames), len(styles), steps))
+        return "tuned", {"cancelled": False}
+
+    def fast(model, frames, *, size, preserve_color, temporal_blend, on_progress):
+        applied.append(model)
+        for i in range(len(frames)):
+            on_progress(VideoProgress(i, i + 1, len(frames), 1, 1, {}, 0.0))
+        return VideoResult(255 - frames, {}, cancelled=False)
+
+    queue = RecordingQueue()
+    runner = JobRunner(registry, storage, settings, WorkerIdentity("h", 1), style_models=Models())
+    runner.handlers["video"] = VideoHandler(runner, queue=queue, finetune=finetune,
+                                            model_bytes=lambda model, key: model.encode(), key=lambda: b"k")
+    runner.handlers["video_segment"] = VideoSegmentHandler(runner, queue=queue, stylize_frames_fast=fast)
+    keys = []
+    for data, ext in ((mp4_with_audio, "mp4"),):
+        key = input_key(hashlib.sha256(data).hexdigest(), ext)
+        storage.put(key, data, content_type="video/mp4")
+        keys.append(key)
+    params = VideoJobParams.from_mapping({"style_model": model_id, "size": 64, "segment_frames": 6,
+                                          "overlap_frames": 2, "finetune_steps": 3}).with_styles(0)
+    video_id = new_job_id()
+    registry.create(new_video_record(video_id, params=params.to_dict(), video_key_=keys[0], video_name=None,
+                                     probe={}, style_keys=[], style_names=[],
+                                     style_model_key=f"models/{model_id}/model.atls"))
+    drain(runner, queue, video_id)
+    record = registry.get(video_id)
+    assert record.status == JobStatus.SUCCEEDED, record.error
+    assert tuned_calls == [("trained", 16, 1, 3)]  # once, on the whole clip, against the model's own style
+    assert applied == ["tuned"] * 3  # every segment applied the fine-tuned network
+    assert record.inputs["style_model"] == finetuned_model_key(video_id)

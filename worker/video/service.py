@@ -41,6 +41,7 @@ from shared.images import load_rgb
 from shared.jobs import JobKind, JobRecord, JobStatus, metrics_key
 from shared.video_jobs import (
     WAITING_FOR_SEGMENTS,
+    finetuned_model_key,
     frames_key,
     mp4_key,
     new_segment_record,
@@ -66,6 +67,18 @@ def _engine_stylize_frames_fast(*args: Any, **kwargs: Any) -> Any:
     from worker.engine.video_fast import stylize_frames_fast
 
     return stylize_frames_fast(*args, **kwargs)
+
+
+def _engine_finetune(*args: Any, **kwargs: Any) -> Any:
+    from worker.engine.video_fast import finetune_on_clip
+
+    return finetune_on_clip(*args, **kwargs)
+
+
+def _engine_model_bytes(model: Any, key: bytes) -> bytes:
+    from worker.engine.feedforward import model_to_bytes
+
+    return model_to_bytes(model, key=key)
 
 
 def npz_bytes(frames: np.ndarray) -> bytes:
@@ -179,19 +192,26 @@ class VideoSegmentHandler:
 
 
 class VideoHandler:
-    """The ``video`` handler: plans a new video, then on each wake-up fails, cancels or assembles it."""
+    """The ``video`` handler: plans a new video, then on each wake-up fails, cancels or assembles it. ``finetune``
+    (the engine's ``finetune_on_clip``), ``model_bytes`` and ``key`` (the deployment's model signing key) serve
+    ``fast`` videos with ``finetune_steps``: the model is fine-tuned once per clip, before the segments exist, so
+    every segment applies the same network (a per-segment fine-tune would put a seam at every cut)."""
 
-    def __init__(self, runner: Any, *, queue: Any) -> None:
+    def __init__(self, runner: Any, *, queue: Any, finetune: Callable[..., Any] = _engine_finetune,
+                 model_bytes: Callable[[Any, bytes], bytes] = _engine_model_bytes,
+                 key: Callable[[], bytes] | None = None) -> None:
         self.runner, self.queue = runner, queue
+        self.finetune, self.model_bytes, self.key = finetune, model_bytes, key
 
     def __call__(self, record: JobRecord, lease: Any, task_started_s: float) -> str:
         if not record.inputs.get("planned"):
-            self._plan(record)
+            if self._plan(record, lease) == LEASE_LOST:
+                return LEASE_LOST
         return self._advance(record.id, task_started_s)
 
     # --- 1. plan -----------------------------------------------------------------------------------------------
 
-    def _plan(self, record: JobRecord) -> None:
+    def _plan(self, record: JobRecord, lease: Any) -> str | None:
         from worker.video.io import decode_video  # PyAV and OpenCV: only where a video is decoded
 
         runner, registry, video_id = self.runner, self.runner.registry, record.id
@@ -199,6 +219,11 @@ class VideoHandler:
         upload = runner.storage.get(record.inputs["video"])
         clip = decode_video(upload, max_side=params.video.size, fps_cap=params.video.fps_cap,
                             max_frames=runner.settings.video_max_frames)
+        model_key = record.inputs.get("style_model")
+        if params.video.mode == "fast" and params.video.finetune_steps and len(clip) >= 2:
+            model_key = self._finetuned_model(record, params, clip.frames, lease)
+            if model_key is None:
+                return LEASE_LOST if lease.lost.is_set() else None  # canceled: _advance ends it
         plan = plan_segments(len(clip), params.video.segment_frames, params.video.overlap_frames)
         for segment in plan:
             runner.store(frames_key(video_id, segment.index), npz_bytes(clip.frames[segment.start:segment.end]),
@@ -214,6 +239,7 @@ class VideoHandler:
             if parent.terminal:
                 return None
             parent.inputs = {**parent.inputs, "planned": True, "segments": [c.id for c in children],
+                             "style_model": model_key,
                              "plan": [s.as_list() for s in plan], "frames": len(clip), "fps": float(clip.fps),
                              "start_s": float(clip.start_s), "width": width, "height": height}
             parent.progress = {"frames_done": 0, "frames": total, "percent": 0.0,
@@ -227,6 +253,28 @@ class VideoHandler:
             if current is not None and current.status == JobStatus.QUEUED and not current.cancel_requested:
                 self.queue.enqueue(child.id, queue=child.queue, kind=JobKind.VIDEO_SEGMENT.value)
         log.info("video %s: %d frames %dx%d in %d segment(s)", video_id, len(clip), width, height, len(plan))
+        return None
+
+    def _finetuned_model(self, record: JobRecord, params: VideoJobParams, frames: np.ndarray, lease: Any
+                         ) -> str | None:
+        """Fine-tune the video's style model on its own frames (Huang et al. 2017's two-frame temporal loss) and
+        store it, signed, at ``results/<id>/model.atls``; the storage key, or None when canceled or the lease was
+        lost. The training's style images are the model's own (its training record keeps them)."""
+        runner = self.runner
+        if runner.style_models is None or self.key is None:
+            raise EngineError("style_models_unavailable", "this worker was started without style-model support")
+        model = runner.style_models.load(record.inputs["style_model"])
+        trained = runner.registry.require(params.video.style_model)
+        styles = [load_rgb(runner.storage.get(key), field="style") for key in trained.inputs.get("styles") or []]
+        reporter = runner.progress_reporter(record.id, lease)
+        tuned, metrics = self.finetune(model, frames, styles, steps=params.video.finetune_steps,
+                                       on_progress=reporter)
+        if metrics.get("cancelled") or reporter.stop_reason is not None:
+            return None
+        key = finetuned_model_key(record.id)
+        runner.store(key, self.model_bytes(tuned, self.key()), "application/vnd.atelier.fast-style",
+                     f"video {record.id} fine-tuned model")
+        return key
 
     # --- 2. advance ----------------------------------------------------------------------------------------------
 
@@ -235,6 +283,8 @@ class VideoHandler:
         parent = registry.require(video_id)
         if parent.terminal:
             return parent.status
+        if not parent.inputs.get("planned"):  # stopped before its segments existed (canceled while fine-tuning)
+            return runner.finish_canceled(video_id, None) if parent.cancel_requested else WAITING_FOR_SEGMENTS
         segments = videos.segments_of(registry, parent)
         failed = next((s for s in segments if s is None or s.status == JobStatus.FAILED), None)
         if failed is not None or None in segments:
