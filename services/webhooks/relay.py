@@ -18,17 +18,22 @@ from collections.abc import Callable
 from typing import Any
 
 import redis
+from kombu.exceptions import OperationalError
 
 from services.batches import BatchRegistry
 from services.redis_keys import TERMINAL_EVENTS_KEY, WEBHOOK_RELAY_GROUP
 from services.registry import JobRegistry
 from services.webhooks import payloads
 from services.webhooks.delivery import Delivery
+from shared.errors import Unavailable
 
 log = logging.getLogger(__name__)
 
 Send = Callable[[Delivery], None]
 Entry = tuple[str, dict[str, str]]
+
+# Errors that mean "try again later" rather than "this entry is bad".
+OUTAGES: tuple[type[BaseException], ...] = (redis.RedisError, Unavailable, OperationalError, ConnectionError, OSError)
 
 READ_COUNT = 100
 BLOCK_MS = 1000
@@ -72,7 +77,12 @@ class Relay:
         if not entries and self._recovered:
             entries = self._read(">")
         for entry_id, fields in entries:
-            self.handle(fields)
+            try:
+                self.handle(fields)
+            except OUTAGES:
+                raise  # Redis or the broker: the entry stays pending and is handled after the outage
+            except Exception:  # noqa: BLE001 - a poison entry (a corrupt record) must not stop every later webhook
+                log.exception("webhook relay: entry %s (%s) skipped", entry_id, fields)
             self.redis.xack(TERMINAL_EVENTS_KEY, WEBHOOK_RELAY_GROUP, entry_id)
         return len(entries)
 

@@ -134,3 +134,15 @@ def test_a_batch_webhook_fires_once_when_its_last_child_ends(webhook_worker, rec
     assert [e["outcome"] for e in _wait_log(registry, batch["id"], 1)] == ["delivered"]
     time.sleep(0.3)
     assert len(receiver.on("/ok?batch")) == 1  # the first child's end did not fire it
+
+
+def test_a_corrupt_record_does_not_stop_later_webhooks(webhook_worker, receiver, registry):
+    from services.redis_keys import TERMINAL_EVENTS_KEY, job_key
+
+    registry.redis.set(job_key("corrupt"), '{"status": "nonsense"}')
+    registry.redis.xadd(TERMINAL_EVENTS_KEY, {"job_id": "corrupt", "kind": "stylize", "status": "succeeded",
+                                              "tenant": "default", "at": "2026-01-01T00:00:00Z"})
+    job = running_job(registry, receiver.url + "/ok?after-poison")
+    registry.finish(job.id, JobStatus.SUCCEEDED)
+    [got] = receiver.wait_for("/ok?after-poison", 1)
+    assert got.headers["webhook-id"] == f"msg_{job.id}_succeeded"
