@@ -42,6 +42,16 @@ def objective_at(image: np.ndarray, content: np.ndarray, style: np.ndarray, para
     return engine._objective(job, engine._style_grams(job))(image)
 
 
+def video_on_jax(content: np.ndarray, style: np.ndarray, params) -> dict:
+    """The optimize video mode (worker/engine/video.py) on 3 frames of a 2 px pan: its temporal step traces once."""
+    from worker.engine.video import stylize_frames
+
+    frames = np.stack([np.ascontiguousarray(np.roll(content, 2 * k, axis=1)) for k in range(3)])
+    result = stylize_frames(frames, [style], params, temporal_weight=1.0, later_iterations=3)
+    return {"frames": list(result.frames.shape), "per_frame": result.metrics["per_frame"],
+            "warping_error": result.metrics["warping_error"]}
+
+
 def main(workdir: Path) -> None:
     import keras
 
@@ -56,6 +66,7 @@ def main(workdir: Path) -> None:
     second = stylize(np.ascontiguousarray(content[:, ::-1]), [style], params.replace(content_weight=2.0))
     traces_after = engine.backend.tracing_counts()
     losses, gradient = objective_at(image, content, style, params)
+    video = video_on_jax(content, style, params)
     np.save(workdir / "gradient.npy", gradient)
     report = {
         "keras_backend": keras.backend.backend(),
@@ -66,6 +77,7 @@ def main(workdir: Path) -> None:
         "traces_after_second": traces_after,
         "objective_losses": losses.tolist(),
         "tensorflow_imported": "tensorflow" in sys.modules,
+        "video": video,
     }
     (workdir / "report.json").write_text(json.dumps(report))
 

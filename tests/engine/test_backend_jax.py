@@ -105,3 +105,15 @@ def test_an_unsupported_keras_backend_is_refused_with_the_allowed_ones():
     assert done.returncode != 0
     assert "EngineError" in done.stderr and "'numpy'" in done.stderr
     assert "KERAS_BACKEND to one of: tensorflow, jax" in done.stderr
+
+
+def test_optimize_video_mode_runs_on_jax_with_one_trace(jax_run):
+    """Ruder's temporal term (worker/engine/video.py) on JAX: the warped target and mask are arguments of the one
+    compiled step, so the frames after the first do not recompile, and the term is reported."""
+    report, _gradient, _workdir = jax_run
+    video = report["video"]
+    assert video["frames"][0] == 3
+    assert [frame["traced"] for frame in video["per_frame"][1:]] == [False, False]
+    assert all(math.isfinite(frame["losses"]["temporal"]) for frame in video["per_frame"])
+    assert video["per_frame"][1]["losses"]["temporal"] > 0
+    assert math.isfinite(video["warping_error"])
