@@ -11,6 +11,7 @@ from flask import Flask
 from api import auth, ratelimit, security_headers, web
 from api.blueprints import batches, capabilities, docs, health, jobs, metrics, styles, webhooks
 from api.blueprints import videos
+from api.blueprints import events as event_streams
 from api.context import EXTENSION_NAME, ApiContext
 from api.errors import register_error_handlers
 from services.queue import JobQueue
@@ -49,4 +50,7 @@ def create_app(
     # Videos (issue 12): keys as for jobs; their bodies may be larger (api/blueprints/videos.py sets the limit).
     auth.install(app, [videos.bp])
     app.register_blueprint(videos.bp)
+    # The live-event routes (/v1/{jobs,styles,videos,batches}/<id>/events) need the same keys as the resources.
+    auth.install(app, [event_streams.bp])
+    app.register_blueprint(event_streams.bp)
     return app

@@ -18,6 +18,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from api.openapi_events import EVENT_PATHS
 from api.openapi_webhooks import WEBHOOK_DEPENDENCY, WEBHOOK_PATHS, WEBHOOK_SCHEMAS, webhook_form_fields
 from api.webhook_fields import BATCH_EVENTS
 from services.batches import MAX_ITEMS_PAGE, MAX_NAME_CHARS
@@ -673,6 +674,8 @@ PATHS: dict[str, Any] = {
                       "404": _error("Unknown batch."), "503": _error(_UNAVAILABLE)},
     }},
 }
+
+PATHS.update(EVENT_PATHS)  # the live-event routes (api/openapi_events.py)
 
 # The video routes (api/openapi_videos.py; built with the helpers above, hence imported here).
 from api.openapi_videos import VIDEO_PATHS, VIDEO_SCHEMAS  # noqa: E402

@@ -55,6 +55,12 @@ class Settings:
     presign_ttl_s: int = 300
     progress_min_interval_s: float = 0.5  # the worker writes progress at most this often
     preview_every: int = 50  # store a preview image every N iterations (0: never)
+    # Live events (api/sse.py, docs/events.md): open event streams per API process (each holds one gunicorn thread;
+    # services.commands.api_argv adds this many threads to the request threads), the comment line that keeps an idle
+    # stream alive, and the longest a stream stays open before the client reconnects with Last-Event-ID.
+    sse_max_streams: int = 8
+    sse_heartbeat_s: float = 15.0
+    sse_max_stream_s: float = 300.0
     weights_dir: str | None = None  # official Keras weight files (Xception, EfficientNetB7); worker/weights_config.py
     cache_dir: str | None = None  # converted VGG19 weights are kept here; None means ~/.cache/atelier
     # The most memory one engine loss-and-gradient pass may hold (bytes); larger images run in exact tiles
@@ -169,6 +175,9 @@ _FIELDS: dict[str, tuple[type, float | None]] = {
     "presign_ttl_s": (int, 1),
     "progress_min_interval_s": (float, 0),
     "preview_every": (int, 0),
+    "sse_max_streams": (int, 1),
+    "sse_heartbeat_s": (float, 0.1),
+    "sse_max_stream_s": (float, 1),
     "weights_dir": (str, None),
     "model_signing_key": (str, None),
     "cache_dir": (str, None),
