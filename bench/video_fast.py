@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -91,19 +92,62 @@ def run(model: Any, frames: np.ndarray, blend: float, plain_sharpness: float) ->
     }
 
 
-def throughput(model: Any, content: np.ndarray, size: int, frames: int, dx: float, zoom: float,
-               blend: float) -> dict[str, Any]:
+def throughput(model: Any, content: np.ndarray, size: int, frames: int, dx: float, zoom: float, blend: float,
+               flow_workers: list[int | None], batch_frames: list[int]) -> dict[str, Any]:
+    """Frames per second of styling alone (``measure=False``: no warping errors) for each flow-thread count and
+    network batch, after a run that traces the network at this shape."""
     from worker.engine.video_fast import stylize_frames_fast
 
     clip = test_clip(content, frames, size, dx * size / 256, zoom)
     stylize_frames_fast(model, clip[:2], size=size, temporal_blend=blend)  # traces the network at this shape
-    load = fast_bench.load_average()
-    m = stylize_frames_fast(model, clip, size=size, temporal_blend=blend).metrics
-    spf = m["seconds_per_frame"]
-    return {"size_px": size, "height": m["height"], "width": m["width"], "frames": frames, "load_before": load,
-            "frames_per_second": m["frames_per_second"], "frames_per_second_wall": m["frames_per_second_wall"],
-            "seconds_per_frame": spf,
-            "frames_per_second_network_only": 1.0 / spf["network"] if spf["network"] else None}
+    record: dict[str, Any] = {"size_px": size, "frames": frames, "temporal_blend": blend, "runs": []}
+    for workers in flow_workers:
+        for batch in batch_frames:
+            load = fast_bench.load_average()
+            m = stylize_frames_fast(model, clip, size=size, temporal_blend=blend, measure=False, flow_workers=workers,
+                                    batch_frames=batch).metrics
+            spf = m["seconds_per_frame"]
+            record.update(height=m["height"], width=m["width"])
+            record["runs"].append({
+                "flow_workers": m["flow_workers"], "batch_frames": batch, "load_before": load,
+                "frames_per_second": m["frames_per_second"], "seconds_per_frame": spf,
+                "frames_per_second_network_only": 1.0 / spf["network"] if spf["network"] else None})
+    record["best_frames_per_second"] = max(r["frames_per_second"] for r in record["runs"])
+    return record
+
+
+def print_throughput(t: dict[str, Any]) -> None:
+    for r in t["runs"]:
+        spf = r["seconds_per_frame"]
+        print(f"{t['size_px']} px ({t['width']}x{t['height']}), flow threads {r['flow_workers']}, batch "
+              f"{r['batch_frames']}: {r['frames_per_second']:.2f} frames/s (per frame: network "
+              f"{spf['network'] * 1000:.0f} ms, flow {spf['flow'] * 1000:.0f} ms, blend {spf['blend'] * 1000:.0f} ms), "
+              f"load {r['load_before'][0]}", file=sys.stderr)
+
+
+def cmd_fps(args: argparse.Namespace) -> dict[str, Any]:
+    """Throughput only, for the GPU machine: a fresh network of ``--width`` (a pass costs the same whatever the
+    weights) or ``--model``, no VGG19, no fine-tuning."""
+    from worker.engine import feedforward, video_fast
+
+    if args.model:
+        model = feedforward.model_from_bytes(Path(args.model).read_bytes())
+    else:
+        model = feedforward.FastStyleModel.new(width=args.width)
+    content = fast_bench.load_image(args.content)
+    import keras
+
+    shown = fast_bench.shown(Path(args.model)) if args.model else f"fresh network, width {args.width}"
+    record: dict[str, Any] = {"kind": "video_fast_fps", "command": " ".join(sys.argv), "model": shown,
+                              "keras_backend": keras.backend.backend(), "cpu_count": os.cpu_count(),
+                              "load_start": fast_bench.load_average(), "throughput": []}
+    for size in args.sizes:
+        t = throughput(model, content, size, args.frames, args.dx, args.zoom, video_fast.DEFAULT_TEMPORAL_BLEND,
+                       args.flow_workers, args.batch_frames)
+        record["throughput"].append(t)
+        print_throughput(t)
+    fast_bench.write_json(args.out / "fast_fps.json", record)
+    return record
 
 
 def write_strip(path: Path, inputs: np.ndarray, plain: np.ndarray, blended: np.ndarray, start: int,
@@ -193,12 +237,10 @@ def cmd_fast(args: argparse.Namespace) -> dict[str, Any]:
 
     record["throughput"] = []
     for size in args.fps_sizes:
-        t = throughput(model, content, size, args.fps_frames, args.dx, args.zoom, video_fast.DEFAULT_TEMPORAL_BLEND)
+        t = throughput(model, content, size, args.fps_frames, args.dx, args.zoom, video_fast.DEFAULT_TEMPORAL_BLEND,
+                       args.flow_workers, args.batch_frames)
         record["throughput"].append(t)
-        spf = t["seconds_per_frame"]
-        print(f"{size} px ({t['width']}x{t['height']}): {t['frames_per_second']:.2f} frames/s (network "
-              f"{spf['network'] * 1000:.0f} ms, flow {spf['flow'] * 1000:.0f} ms, blend {spf['blend'] * 1000:.0f} ms "
-              f"per frame; measuring {spf['metric'] * 1000:.0f} ms more), load {t['load_before'][0]}", file=sys.stderr)
+        print_throughput(t)
     record["load_end"] = fast_bench.load_average()
     record["engine_version"] = fast_bench.engine_version()
     fast_bench.write_json(args.out / "fast.json", record)
@@ -228,6 +270,7 @@ def add_fast(sub: argparse._SubParsersAction) -> Callable:
     p.add_argument("--temporal-weight", type=float, default=None, help="fine-tuning (default: the module's)")
     p.add_argument("--fps-sizes", type=_ints, default=[256, 512])
     p.add_argument("--fps-frames", type=int, default=8)
+    _add_throughput_args(p)
     p.add_argument("--strip", action=argparse.BooleanOptionalAction, default=True)
     p.add_argument("--strip-start", type=int, default=6)
     p.add_argument("--strip-frames", type=int, default=4)
@@ -235,11 +278,35 @@ def add_fast(sub: argparse._SubParsersAction) -> Callable:
     return cmd_fast
 
 
+def _workers(text: str) -> list[int | None]:
+    """``--flow-workers 1,default``: thread counts, 'default' for the engine's choice."""
+    return [None if x.strip() == "default" else int(x) for x in text.split(",") if x.strip()]
+
+
+def _add_throughput_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--flow-workers", type=_workers, default=[1, None], help="flow threads to time (1,default)")
+    p.add_argument("--batch-frames", type=_ints, default=[1], help="network batches to time (default 1)")
+
+
+def add_fps(sub: argparse._SubParsersAction) -> Callable:
+    """``fps``: frames per second only (bench/gpu.sh runs it on the GPU machine)."""
+    p = sub.add_parser("fps", help="fast mode frames per second only (fresh network; for the GPU machine)")
+    p.add_argument("--model", type=Path, default=None, help="default: a fresh network of --width")
+    p.add_argument("--width", type=float, default=0.5)
+    p.add_argument("--content", type=Path, default=DEFAULT_CONTENT)
+    p.add_argument("--sizes", type=_ints, default=[512, 1024])
+    p.add_argument("--frames", type=int, default=16)
+    p.add_argument("--dx", type=float, default=2.0, help="pan, pixels per frame at 256 px")
+    p.add_argument("--zoom", type=float, default=1.01)
+    _add_throughput_args(p)
+    return cmd_fps
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", type=Path, default=RESULTS, help="folder of the JSON records")
     sub = parser.add_subparsers(dest="command", required=True)
-    commands = {"fast": add_fast(sub)}
+    commands = {"fast": add_fast(sub), "fps": add_fps(sub)}
     args = parser.parse_args(argv)
     record = commands[args.command](args)
     print(json.dumps({k: v for k, v in record.items() if k not in ("model_meta",)}))

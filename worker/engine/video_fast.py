@@ -49,8 +49,12 @@ backend in use, given each pair's flow taps and mask as per-step arguments.
 from __future__ import annotations
 
 import math
+import os
+import threading
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 import cv2
@@ -71,6 +75,7 @@ DEFAULT_TEMPORAL_BLEND = video_params.DEFAULT_TEMPORAL_BLEND
 # 1 is allowed (the API's bound): visible pixels are then only carried along by the flow and the network paints
 # only what is new; the texture never refreshes, so blur and ghosts never fade (memory a / (1 - a) frames).
 MAX_TEMPORAL_BLEND = 1.0
+MAX_FLOW_WORKERS = 4  # DIS threads ahead of the frame loop (flows depend on the input frames only)
 SEAM_TOLERANCE = 0.05  # overlap_frames_for: the share of the first frames' difference left at the seam
 
 DEFAULT_FINETUNE_STEPS = 30
@@ -141,6 +146,8 @@ def stylize_frames_fast(
     on_progress: Callable[[VideoProgress], bool | None] | None = None,
     batch_frames: int = 1,
     flow_preset: str = flow.DEFAULT_PRESET,
+    flow_workers: int | None = None,
+    measure: bool = True,
 ) -> VideoResult:
     """Style every frame of ``frames`` (uint8 ``(N, H, W, 3)``) at long side ``size`` with ``model``, blending in the
     flow-warped previous output by the rule in the module docstring.
@@ -148,24 +155,30 @@ def stylize_frames_fast(
     ``preserve_color`` as ``feedforward.stylize_fast`` (default: the model's own mode), applied to each network
     output before the blend. ``on_progress(VideoProgress)`` after every frame; returning True stops there
     (``cancelled``, the frames done so far returned). ``batch_frames`` frames go through the network per call (a GPU
-    gains from a few; the blend itself is sequential). Flow: DIS (``flow_preset``) on the resized input frames.
+    gains from a few; the blend itself is sequential). Flow: DIS (``flow_preset``) on the resized input frames. The
+    flows and masks depend on the input frames only, so ``flow_workers`` threads (default: up to 4, one per core)
+    compute them a few frames ahead while the network runs (OpenCV and numpy release the GIL); 1 computes each in
+    turn on the calling thread.
 
     Metrics: ``warping_error`` (Lai et al. 2018 on the output, flow and mask from the input frames, as
     ``flow.warping_error``) and ``warping_error_network`` (the same for the network's own outputs, i.e. the model
     without temporal terms, from the same run), ``drift`` (mean absolute difference between output and network
-    output, 0-1 units), seconds per frame for ``network``, ``flow`` (DIS both ways and the blend's mask),
-    ``blend`` (warp and mix) and ``metric`` (the warping errors' masks and warps), and ``frames_per_second``
-    (network + flow + blend: what styling costs without the measurements) and ``frames_per_second_wall``.
+    output, 0-1 units), seconds per frame for ``network``, ``flow`` (DIS both ways and the blend's mask: their
+    compute time with one flow worker, the time the frame loop waited for them with more), ``blend`` (warp and mix)
+    and ``metric`` (the warping errors), and ``frames_per_second`` (all frames over the wall time). With
+    ``measure=False`` the warping errors are not computed (a throughput run: nothing but styling is timed).
     """
     started = time.perf_counter()
     temporal_blend = _check_blend(temporal_blend)
-    if isinstance(batch_frames, bool) or not isinstance(batch_frames, int) or batch_frames < 1:
-        raise ParamError("param_out_of_range", f"batch_frames={batch_frames!r}; expected an integer >= 1",
-                         field="batch_frames")
+    for name, value in (("batch_frames", batch_frames), ("flow_workers", flow_workers)):
+        if (value is not None or name == "batch_frames") and (
+                isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise ParamError("param_out_of_range", f"{name}={value!r}; expected an integer >= 1", field=name)
     mode = feedforward._apply_mode(model, preserve_color)
     frames = resize_frames(frames, size)
     count = len(frames)
-    estimator = flow.FlowEstimator(flow_preset)
+    workers = flow_workers or min(MAX_FLOW_WORKERS, os.cpu_count() or 1)
+    need_flow = bool(temporal_blend) or measure
     seconds = {"network": 0.0, "flow": 0.0, "blend": 0.0, "metric": 0.0}
     out = np.empty_like(frames)
     errors, errors_network, drifts, visible = [], [], [], []
@@ -173,46 +186,43 @@ def stylize_frames_fast(
     previous = previous_network = None
     cancelled = False
     done = 0
-    for t in range(count):
-        if not pending:
-            tick = time.perf_counter()
-            batch = frames[t : t + batch_frames].astype(np.float32)
-            pending = list(feedforward.stylize_batch(model, batch, preserve_color=mode))
-            seconds["network"] += time.perf_counter() - tick
-        network_output = pending.pop(0)
-        if t == 0:
+    with _PairFlows(frames, flow_preset, workers, masks_next=measure) as flows:
+        for t in range(count):
+            if not pending:
+                tick = time.perf_counter()
+                batch = frames[t : t + batch_frames].astype(np.float32)
+                pending = list(feedforward.stylize_batch(model, batch, preserve_color=mode))
+                seconds["network"] += time.perf_counter() - tick
+            network_output = pending.pop(0)
             current = network_output
-        else:
-            tick = time.perf_counter()
-            forward_flow, backward_flow = estimator.pair(frames[t - 1], frames[t])
-            mask_previous = flow.consistency_mask(backward_flow, forward_flow) if temporal_blend else None
-            seconds["flow"] += time.perf_counter() - tick
-            tick = time.perf_counter()
-            if temporal_blend:
-                current = blend(network_output, flow.warp(previous, backward_flow), mask_previous, temporal_blend)
-                visible.append(float(mask_previous.mean()))
-            else:
-                current = network_output
-            seconds["blend"] += time.perf_counter() - tick
-            tick = time.perf_counter()
-            mask_next = flow.consistency_mask(forward_flow, backward_flow)  # Lai's mask lives on frame t-1
-            errors.append(flow.pair_warping_error(out[t - 1], images.to_uint8(current), forward_flow,
-                                                  mask_next))
-            errors_network.append(flow.pair_warping_error(
-                previous_network, images.to_uint8(network_output), forward_flow, mask_next))
-            seconds["metric"] += time.perf_counter() - tick
-        out[t] = images.to_uint8(current)
-        drifts.append(float(np.mean(np.abs(current - network_output))) / 255.0)
-        previous, previous_network = current, images.to_uint8(network_output)
-        done = t + 1
-        if on_progress is not None:
-            report = VideoProgress(t, done, count, 1, 1, {}, time.perf_counter() - started,
-                                   lambda frame=out[t]: frame.copy())
-            if on_progress(report):
-                cancelled = True
-                break
+            if t > 0 and need_flow:
+                tick = time.perf_counter()
+                pair = flows.get(t)  # flows between frames t-1 and t, their masks
+                seconds["flow"] += time.perf_counter() - tick if workers > 1 else pair.compute_s
+                if temporal_blend:
+                    tick = time.perf_counter()
+                    current = blend(network_output, flow.warp(previous, pair.backward), pair.mask_previous,
+                                    temporal_blend)
+                    visible.append(float(pair.mask_previous.mean()))
+                    seconds["blend"] += time.perf_counter() - tick
+                if measure:
+                    tick = time.perf_counter()
+                    errors.append(flow.pair_warping_error(out[t - 1], images.to_uint8(current), pair.forward,
+                                                          pair.mask_next))
+                    errors_network.append(flow.pair_warping_error(
+                        previous_network, images.to_uint8(network_output), pair.forward, pair.mask_next))
+                    seconds["metric"] += time.perf_counter() - tick + pair.mask_next_s
+            out[t] = images.to_uint8(current)
+            drifts.append(float(np.mean(np.abs(current - network_output))) / 255.0)
+            previous, previous_network = current, images.to_uint8(network_output)
+            done = t + 1
+            if on_progress is not None:
+                report = VideoProgress(t, done, count, 1, 1, {}, time.perf_counter() - started,
+                                       lambda frame=out[t]: frame.copy())
+                if on_progress(report):
+                    cancelled = True
+                    break
     wall_s = time.perf_counter() - started
-    styling_s = seconds["network"] + seconds["flow"] + seconds["blend"]
     metrics: dict[str, Any] = {
         "mode": "fast",
         "frames": done,
@@ -222,19 +232,76 @@ def stylize_frames_fast(
         "temporal_blend": temporal_blend,
         "preserve_color": mode,
         "flow_preset": flow_preset,
+        "flow_workers": workers,
         "batch_frames": batch_frames,
-        "warping_error": float(np.mean(errors)) if errors else 0.0,
-        "warping_error_network": float(np.mean(errors_network)) if errors_network else 0.0,
+        "warping_error": _mean_or_none(errors, measure),
+        "warping_error_network": _mean_or_none(errors_network, measure),
         "drift": float(np.mean(drifts)),
         "visible_fraction": float(np.mean(visible)) if visible else None,
         "seconds": wall_s,
         "seconds_per_frame": {name: value / done for name, value in seconds.items()},
-        "frames_per_second": done / styling_s if styling_s > 0 else None,
-        "frames_per_second_wall": done / wall_s if wall_s > 0 else None,
+        "frames_per_second": done / wall_s if wall_s > 0 else None,
         "overlap_frames": overlap_frames_for(temporal_blend),
         "cancelled": cancelled,
     }
     return VideoResult(out[:done], metrics, cancelled)
+
+
+def _mean_or_none(values: list[float], measured: bool) -> float | None:
+    """The mean of the pairs' errors; 0 for a one-frame clip (nothing flickers), None when not measured."""
+    if not measured:
+        return None
+    return float(np.mean(values)) if values else 0.0
+
+
+@dataclass
+class _Pair:
+    forward: np.ndarray  # flow t-1 -> t, on frame t-1's grid
+    backward: np.ndarray  # flow t -> t-1, on frame t's grid (the blend warps with it)
+    mask_previous: np.ndarray  # Ruder's mask of frame t against t-1 (the blend's m_t)
+    mask_next: np.ndarray | None  # Lai's mask of frame t-1 against t (the warping error's)
+    compute_s: float  # DIS both ways and mask_previous
+    mask_next_s: float
+
+
+class _PairFlows:
+    """Flows and masks of consecutive input frames, computed up to ``2 * workers`` pairs ahead of the frame loop by
+    a thread pool (one ``FlowEstimator`` per thread: OpenCV objects are not thread-safe), or on the caller's thread
+    with one worker."""
+
+    def __init__(self, frames: np.ndarray, preset: str, workers: int, *, masks_next: bool) -> None:
+        self.frames, self.preset, self.workers, self.masks_next = frames, preset, workers, masks_next
+        self._local = threading.local()
+        self._pool = ThreadPoolExecutor(workers, thread_name_prefix="flow") if workers > 1 else None
+        self._futures: dict[int, Future] = {}
+        self._next = 1
+
+    def __enter__(self) -> _PairFlows:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def get(self, t: int) -> _Pair:
+        if self._pool is None:
+            return self._compute(t)
+        while self._next < len(self.frames) and self._next <= t + 2 * self.workers:
+            self._futures[self._next] = self._pool.submit(self._compute, self._next)
+            self._next += 1
+        return self._futures.pop(t).result()
+
+    def _compute(self, t: int) -> _Pair:
+        estimator = getattr(self._local, "estimator", None)
+        if estimator is None:
+            estimator = self._local.estimator = flow.FlowEstimator(self.preset)
+        tick = time.perf_counter()
+        forward, backward = estimator.pair(self.frames[t - 1], self.frames[t])
+        mask_previous = flow.consistency_mask(backward, forward)
+        compute_s = time.perf_counter() - tick
+        tick = time.perf_counter()
+        mask_next = flow.consistency_mask(forward, backward) if self.masks_next else None
+        return _Pair(forward, backward, mask_previous, mask_next, compute_s, time.perf_counter() - tick)
 
 
 # --- fine-tuning -------------------------------------------------------------------------------------------------
