@@ -80,8 +80,22 @@ SHARED = {"size": 64, "iterations": 4, "later_iterations": 2, "segment_frames": 
           "progress_every": 2}
 
 
-def test_two_workers_share_an_optimize_video_and_its_mp4_keeps_the_audio(fault_stack: FaultStack):
-    video_id = _submit(fault_stack, _clip(12), SHARED)
+def test_two_workers_share_an_optimize_video_and_its_mp4_keeps_the_audio(fault_stack: FaultStack, tmp_path: Path):
+    # Submitted as a user would: `atelier video --api` (uploads, waits with its bar in frames, downloads the MP4).
+    import subprocess
+    import sys
+
+    source, out, report = tmp_path / "clip.mp4", tmp_path / "out.mp4", tmp_path / "report.json"
+    source.write_bytes(_clip(12))
+    style = tmp_path / "style.png"
+    style.write_bytes(_style())
+    flags = [f"--{name.replace('_', '-')}={value}" for name, value in SHARED.items()]
+    done = subprocess.run([sys.executable, "-m", "services.cli.main", "video", str(source), "--style", str(style),
+                           "-o", str(out), "--api", fault_stack.api, "--report", str(report), *flags],
+                          capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr
+    assert "frame" in done.stderr and decode_video(str(out)).info.has_audio
+    video_id = json.loads(report.read_text())["id"]
     video = _wait(fault_stack, video_id)
     assert video["status"] == "succeeded", video
     assert [s["status"] for s in video["segments"]] == ["succeeded"] * 3
