@@ -47,7 +47,7 @@ def test_new_record_has_every_field():
     assert set(record.to_dict()) == {
         "id", "kind", "status", "created_at", "started_at", "finished_at", "params", "inputs", "progress", "result",
         "previews", "error", "metrics", "worker", "deliveries", "cancel_requested", "queue", "batch_id", "tenant",
-        "requeued_at"}
+        "requeued_at", "webhook"}
     assert record.kind == "stylize"
     assert record.status == "queued" and record.queue == "bulk"
     assert parse_iso(record.created_at).tzinfo is not None
