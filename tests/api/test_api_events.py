@@ -53,7 +53,8 @@ def _serve(redis_url: str, tmp_path: Any, **overrides: Any) -> Iterator[Served]:
     app = create_app(settings)
     port = free_port()
     server = make_server("127.0.0.1", port, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="events-api", daemon=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="events-api",
+                              daemon=True)
     thread.start()
     client = redis.Redis.from_url(redis_url)
     try:
