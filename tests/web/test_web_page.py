@@ -146,20 +146,7 @@ def test_keyboard_only_reaches_every_control_of_the_form_in_order_and_submits(se
         .perform()
     shown = wait_for(browser, lambda d: visible_text(d, "studio-error"), what="the form's message")
     assert "Iterations:" in shown and "Choose a content image." in shown
-    # The blend slider of a style moves with the arrow keys.
-    browser.execute_script(
-        "const dt = new DataTransfer(); for (const n of ['a.png', 'b.png']) dt.items.add(new File(['x'], n,"
-        " {type: 'image/png'})); document.querySelector('[data-drop=style]').dispatchEvent(new DragEvent('drop',"
-        " {dataTransfer: dt, bubbles: true, cancelable: true}));")
-    slider = wait_for(browser, lambda d: d.find_element(By.ID, "blend-0"))
-    slider.send_keys(Keys.ARROW_RIGHT, Keys.ARROW_RIGHT)
-    assert float(slider.get_attribute("value")) == pytest.approx(1.2)
-    assert "55% of the mix" in browser.find_element(By.ID, "blend-0-share").text
-
-
-def test_files_dropped_on_the_zones_are_taken(serve_api, browser):
-    api = serve_api()
-    open_page(browser, api.url)
+    # Files dropped on the zones are taken, in order; a style's blend slider moves with the arrow keys.
     browser.execute_script(
         "const drop = (zone, names) => { const dt = new DataTransfer(); for (const n of names) dt.items.add("
         "new File(['x'], n, {type: 'image/png'})); document.querySelector(`[data-drop=${zone}]`).dispatchEvent("
@@ -168,9 +155,13 @@ def test_files_dropped_on_the_zones_are_taken(serve_api, browser):
     assert "cat.png" in browser.find_element(By.ID, "content-name").text
     labels = [e.text for e in browser.find_elements(By.CSS_SELECTOR, "#style-list label")]
     assert labels == ["Blend of wave.png", "Blend of starry.png", "Blend of scream.png"]
-    browser.find_element(By.CSS_SELECTOR, "#style-list button").click()  # remove the first
+    browser.find_element(By.CSS_SELECTOR, "#style-list button").send_keys(Keys.ENTER)  # remove the first
     labels = [e.text for e in browser.find_elements(By.CSS_SELECTOR, "#style-list label")]
     assert labels == ["Blend of starry.png", "Blend of scream.png"]
+    slider = browser.find_element(By.ID, "blend-0")
+    slider.send_keys(Keys.ARROW_RIGHT, Keys.ARROW_RIGHT)
+    assert float(slider.get_attribute("value")) == pytest.approx(1.2)
+    assert "55% of the mix" in browser.find_element(By.ID, "blend-0-share").text
 
 
 def test_the_gallery_pages_the_tenants_jobs_newest_first(serve_api, browser):

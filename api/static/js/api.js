@@ -144,6 +144,7 @@ export function followEvents(path, { onEvent, onFallback, isDone }) {
         const headers = authHeaders({ Accept: "text/event-stream" });
         if (lastId) headers["Last-Event-ID"] = lastId;
         const response = await fetch(path, { headers, signal: abort.signal, cache: "no-store" });
+        if (response.status === 204) return; // resumed after `done`: nothing more will come (docs/events.md)
         const type = response.headers.get("Content-Type") || "";
         if (!response.ok || !type.startsWith("text/event-stream")) {
           const error = response.ok ? new ApiError(response.status, "not_event_stream", type) : await errorOf(response);
