@@ -210,3 +210,29 @@ def test_the_api_key_is_asked_once_per_session_and_sent_as_a_bearer_token(serve_
     assert mine not in browser.current_url
     browser.execute_script("sessionStorage.clear()")
     console_problems(browser)  # drain this test's expected 401 entries
+
+
+def test_batch_page_shows_each_items_state_and_cancels_and_the_other_lists_render(serve_api, browser, tmp_path):
+    api = serve_api()
+    files = [("content", (name, png_file(tmp_path, name, color).read_bytes(), "image/png"))
+             for name, color in (("first.png", (200, 30, 30)), ("second.png", (30, 200, 30)))]
+    files.append(("style", ("style.png", png_file(tmp_path, "style.png", (30, 30, 200)).read_bytes(), "image/png")))
+    created = requests.post(api.url + "/v1/batches", files=files, data={"params": '{"size": 32}'}, timeout=10)
+    assert created.status_code == 201, created.text
+    batch_id = created.json()["id"]
+
+    open_page(browser, api.url, f"#/batches/{batch_id}")
+    rows = lambda d: d.execute_script(  # noqa: E731
+        "return [...document.querySelectorAll('#batch-items tr')].map(r => [...r.cells].map(c => c.textContent))")
+    queued = wait_for(browser, lambda d: rows(d) if len(rows(d)) == 2 else None, what="the batch's two items")
+    assert [row[:2] for row in queued] == [["first.png", "queued"], ["second.png", "queued"]]
+    assert "2 items: 2 queued" in browser.find_element(By.ID, "batch-counts").text
+    browser.find_element(By.ID, "batch-cancel").click()
+    wait_for(browser, lambda d: d.find_element(By.ID, "batch-status").text.lower() == "canceled", what="canceled")
+    wait_for(browser, lambda d: [row[1] for row in rows(d)] == ["canceled", "canceled"], what="canceled items")
+    assert requests.get(f"{api.url}/v1/batches/{batch_id}", timeout=10).json()["status"] == "canceled"
+
+    for route, empty in (("#/styles", "styles-empty"), ("#/videos", "videos-empty")):
+        browser.execute_script("location.hash = arguments[0]", route)
+        wait_for(browser, lambda d, e=empty: d.find_element(By.ID, e).is_displayed(), what=f"{route} (empty)")
+    assert console_problems(browser) == []
