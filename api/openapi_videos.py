@@ -49,13 +49,16 @@ _IMAGE_PART = {"type": "string", "format": "binary",
 
 _VIDEO_FORM = {
     "type": "object",
-    "required": ["video"],
+    # 'style' is required as for images: the one exception, a fast video naming a trained style_model, sends
+    # none (said in its description; JSON Schema cannot tie a part to a key inside the params part).
+    "required": ["video", "style"],
     "additionalProperties": False,
     "properties": {
         "video": _VIDEO_PART,
         "style": {"type": "array", "minItems": 1, "maxItems": MAX_STYLES, "items": _IMAGE_PART,
-                  "description": f"mode optimize: 1 to {MAX_STYLES} style images (repeat the part); mode fast: "
-                                 "none (params.style_model is the style)."},
+                  "description": f"1 to {MAX_STYLES} style images (repeat the part). The one exception: mode fast "
+                                 "with params.style_model (a model you trained) takes none, the model is the "
+                                 "style."},
         "params": {**_ref("VideoParams"), "description": "A text part holding a JSON object (see VideoParams)."},
         **webhook_form_fields(),
     },
