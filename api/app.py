@@ -43,7 +43,7 @@ def create_app(
     register_error_handlers(app)
     ratelimit.install(app)
     auth.install(app, [jobs.bp, batches.bp, capabilities.bp, styles.bp, webhooks.bp])
-    security_headers.install(app, page_blueprint=web.bp.name)
+    security_headers.install(app, page_blueprint=web.bp.name, settings=settings)
     for blueprint in (jobs.bp, batches.bp, capabilities.bp, styles.bp, webhooks.bp, health.bp, docs.bp, metrics.bp,
                       web.bp):
         app.register_blueprint(blueprint)

@@ -21,21 +21,33 @@ guard with tokens.
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 from flask import Flask, Response, request
 
-PAGE_CSP = "; ".join((
-    "default-src 'self'",
-    "script-src 'self'",
-    "style-src 'self'",
-    "img-src 'self' blob: data:",
-    "media-src 'self' blob:",
-    "connect-src 'self'",
-    "font-src 'self'",
-    "object-src 'none'",
-    "base-uri 'none'",
-    "form-action 'self'",
-    "frame-ancestors 'none'",
-))
+from shared.settings import Settings
+
+
+def page_csp(storage_origins: tuple[str, ...] = ()) -> str:
+    """The pages' policy. ``storage_origins``: where the result and preview routes redirect to (presigned S3 URLs),
+    which the page fetches as images and files."""
+    extra = "".join(f" {origin}" for origin in storage_origins)
+    return "; ".join((
+        "default-src 'self'",
+        "script-src 'self'",
+        "style-src 'self'",
+        f"img-src 'self' blob: data:{extra}",
+        f"media-src 'self' blob:{extra}",
+        f"connect-src 'self'{extra}",
+        "font-src 'self'",
+        "object-src 'none'",
+        "base-uri 'none'",
+        "form-action 'self'",
+        "frame-ancestors 'none'",
+    ))
+
+
+PAGE_CSP = page_csp()
 API_CSP = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
 
 PERMISSIONS_POLICY = ", ".join(f"{feature}=()" for feature in (
@@ -53,13 +65,26 @@ COMMON_HEADERS = {
 }
 
 
-def install(app: Flask, page_blueprint: str) -> None:
+def storage_origins(settings: Settings) -> tuple[str, ...]:
+    """The origin presigned URLs point at: the S3 endpoint's (MinIO, moto...), or AWS S3's hosts when no endpoint is
+    set; none for local storage (its bytes stream through the API). The bucket also needs a CORS rule allowing GET
+    from the API's origin, since the page reads the images with fetch()."""
+    if not settings.storage.startswith("s3://"):
+        return ()
+    if not settings.s3_endpoint_url:
+        return ("https://*.amazonaws.com",)
+    parts = urlsplit(settings.s3_endpoint_url)
+    return (f"{parts.scheme}://{parts.netloc}",)
+
+
+def install(app: Flask, page_blueprint: str, settings: Settings) -> None:
     """Add the headers to every response of ``app``; the routes of ``page_blueprint`` get the page policy."""
+    csp_for_pages = page_csp(storage_origins(settings))
 
     @app.after_request
     def add_security_headers(response: Response) -> Response:
         for name, value in COMMON_HEADERS.items():
             response.headers.setdefault(name, value)
-        csp = PAGE_CSP if request.blueprint == page_blueprint else API_CSP
+        csp = csp_for_pages if request.blueprint == page_blueprint else API_CSP
         response.headers.setdefault("Content-Security-Policy", csp)
         return response
