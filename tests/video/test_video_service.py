@@ -322,3 +322,12 @@ def test_a_fast_video_fine_tunes_its_model_once_and_every_segment_applies_that_o
     assert tuned_calls == [("trained", 16, 1, 3)]  # once, on the whole clip, against the model's own style
     assert applied == ["tuned"] * 3  # every segment applied the fine-tuned network
     assert record.inputs["style_model"] == finetuned_model_key(video_id)
+
+
+def test_the_video_limits_are_read_from_the_environment():
+    settings = Settings.from_env({"ATELIER_VIDEO_MAX_BYTES": "1000", "ATELIER_VIDEO_MAX_PIXELS": "2000",
+                                  "ATELIER_VIDEO_MAX_DURATION_S": "2.5", "ATELIER_VIDEO_MAX_FRAMES": "30"})
+    assert (settings.video_max_bytes, settings.video_max_pixels, settings.video_max_duration_s,
+            settings.video_max_frames) == (1000, 2000, 2.5, 30)
+    with pytest.raises(Exception, match="ATELIER_VIDEO_MAX_FRAMES"):
+        Settings.from_env({"ATELIER_VIDEO_MAX_FRAMES": "0"})
