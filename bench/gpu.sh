@@ -19,6 +19,8 @@
 #      seconds per step;                                                                 -> $OUT/train/*.train.json
 #   3. Gatys seconds per iteration at 512 and 1024 px (bench/engine.py, VGG19, ENGINE_ITERATIONS iterations, 2
 #      rounds, with its forward+backward floor);                                        -> $OUT/engine_{512,1024}.jsonl
+#   4. the fast video mode's frames per second at 512 and 1024 px, flow included (bench/video_fast.py fps; issue
+#      12); `bash bench/gpu.sh video-fast` runs only this one.                          -> $OUT/fast_fps.json
 # Goals (issue 11): inference <= 5 ms at 512 px; 10,000 training steps at 256 px batch 4 in <= 3 minutes.
 # Everything runs one after the other (never at once: they would share the GPU). Each step's log is kept in $OUT.
 set -euo pipefail
@@ -51,6 +53,8 @@ TRAIN_SIZE=${TRAIN_SIZE:-256}
 APPLY_SIZES=${APPLY_SIZES:-512,1024}
 ENGINE_SIZES=${ENGINE_SIZES:-512 1024}
 ENGINE_ITERATIONS=${ENGINE_ITERATIONS:-20}
+VIDEO_SIZES=${VIDEO_SIZES:-512,1024}   # step 4 (issue 12): the fast video mode
+VIDEO_FRAMES=${VIDEO_FRAMES:-24}
 mkdir -p "$OUT"
 SITE=${SITE:-${TMPDIR:-/tmp}/atelier-gpu-site}  # outside the working copy and outside $OUT
 
@@ -92,6 +96,22 @@ EOF
     || echo "warning: JAX has no GPU here; the figures below are CPU figures" >&2
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv > "$OUT/nvidia-smi.csv" 2>&1 || true
 
+# 4. the fast video mode (issue 12): frames per second at VIDEO_SIZES of a pan+zoom clip of VIDEO_FRAMES frames,
+# a fresh width-0.5 network (a pass costs the same whatever the weights), the default temporal blend, DIS flow on the
+# CPU cores (one thread, and the engine's default of up to 4 ahead of the frame loop), network batches of 1 and 8;
+# warping-error measurement off (styling alone is timed). `bash bench/gpu.sh video-fast` runs only this step.
+video_fast() {
+    "$PYTHON" bench/video_fast.py --out "$OUT" fps --sizes "$VIDEO_SIZES" --frames "$VIDEO_FRAMES" \
+        --flow-workers 1,default --batch-frames 1,8 > "$OUT/video_fast.log" 2>&1 \
+        || { tail -30 "$OUT/video_fast.log" >&2; exit 1; }
+    grep 'frames/s' "$OUT/video_fast.log" || true   # JSON: $OUT/fast_fps.json
+}
+if [[ "${1:-}" == "video-fast" ]]; then
+    video_fast
+    echo "done: results in $OUT"
+    exit 0
+fi
+
 # 1. inference (and the Gatys job it is compared with)
 "$PYTHON" bench/fast.py apply --sizes "$APPLY_SIZES" --widths 0.5,1.0 --rounds "$APPLY_ROUNDS" \
     --gatys-iterations "$GATYS_ITERATIONS" --json-out "$OUT/apply.json" > "$OUT/apply.log" 2>&1 \
@@ -113,4 +133,7 @@ for size in $ENGINE_SIZES; do
 print(f\"gatys {sys.argv[2]} px: {r['seconds_per_iteration']*1000:.1f} ms/iteration, floor \
 {(r['floor_seconds_per_iteration'] or 0)*1000:.1f} ms\")" "$OUT/engine_$size.jsonl" "$size"
 done
+
+# 4. the fast video mode (defined above)
+video_fast
 echo "done: results in $OUT"

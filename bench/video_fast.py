@@ -99,8 +99,10 @@ def throughput(model: Any, content: np.ndarray, size: int, frames: int, dx: floa
     from worker.engine.video_fast import stylize_frames_fast
 
     clip = test_clip(content, frames, size, dx * size / 256, zoom)
-    stylize_frames_fast(model, clip[:2], size=size, temporal_blend=blend)  # traces the network at this shape
     record: dict[str, Any] = {"size_px": size, "frames": frames, "temporal_blend": blend, "runs": []}
+    for batch in batch_frames:  # trace (compile) the network for each batch shape, untimed
+        stylize_frames_fast(model, clip[: batch + 1], size=size, temporal_blend=blend, batch_frames=batch,
+                            measure=False)
     for workers in flow_workers:
         for batch in batch_frames:
             load = fast_bench.load_average()
