@@ -18,7 +18,7 @@ from worker.video.synthetic import pan_zoom_clip
 
 FRAMES = 6
 SIZE_HW = (36, 48)  # rendered at the output size, so the engine's flows are the clip's
-PARAMS = StyleParams.from_mapping({"size": 48, "iterations": 8, "progress_every": 1})
+PARAMS = StyleParams.from_mapping({"size": 48, "iterations": 6, "progress_every": 1})
 
 
 @pytest.fixture(scope="module")
