@@ -19,6 +19,7 @@ SCREENSHOTS_ENV = "ATELIER_WEB_SCREENSHOTS"
 
 def open_page(driver: Any, url: str, route: str = "#/") -> None:
     driver.get("about:blank")
+    driver.get_log("browser")  # drop the console entries of earlier tests (the browser is shared per module)
     driver.get(url + "/" + route)
     wait_for(driver, lambda d: d.execute_script("return document.documentElement.dataset.ready") == "true",
              what="the page's script to start")

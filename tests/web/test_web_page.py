@@ -83,7 +83,7 @@ def test_the_form_comes_from_param_specs_and_the_page_has_no_console_errors_unde
     assert any("Content Security Policy" in entry["message"] for entry in problems), problems
 
 
-def test_the_page_checks_bounds_itself_and_shows_the_apis_message_for_a_bad_file(serve_api, browser, tmp_path):
+def test_bounds_checked_in_the_page_a_bad_file_refused_by_the_api_then_submit_and_cancel(serve_api, browser, tmp_path):
     api = serve_api()
     fake = tmp_path / "holiday.png"
     fake.write_bytes(b"this is not a picture at all")
@@ -114,6 +114,18 @@ def test_the_page_checks_bounds_itself_and_shows_the_apis_message_for_a_bad_file
     assert error["message"] in shown and error["code"] in shown
     assert browser.execute_script("return location.hash") in ("", "#/")  # still on the form
     assert requests.get(api.url + "/v1/jobs", timeout=10).json()["jobs"] == []
+    # A real picture is accepted (202): the job's page shows it queued (no worker here), and cancel ends it.
+    browser.find_element(By.ID, "content-file").send_keys(str(png_file(tmp_path, "real.png", (180, 120, 60))))
+    browser.find_element(By.ID, "submit").click()
+    wait_for(browser, lambda d: d.execute_script("return location.hash").startswith("#/jobs/"), what="the job view")
+    job_id = browser.execute_script("return location.hash").rsplit("/", 1)[1]
+    wait_for(browser, lambda d: d.find_element(By.ID, "job-status").text.lower() == "queued", what="queued")
+    assert "waiting for a worker" in browser.find_element(By.ID, "job-progress-text").text
+    browser.find_element(By.ID, "job-cancel").click()
+    wait_for(browser, lambda d: d.find_element(By.ID, "job-status").text.lower() == "canceled", what="canceled")
+    assert not browser.find_element(By.ID, "job-cancel").is_displayed()
+    job = requests.get(f"{api.url}/v1/jobs/{job_id}", timeout=10).json()
+    assert job["status"] == "canceled" and job["params"]["size"] == 32 and job["inputs"]["content_name"] == "real.png"
 
 
 def test_keyboard_only_reaches_every_control_of_the_form_in_order_and_submits(serve_api, browser):
