@@ -16,7 +16,7 @@ from studio_page import open_page, set_field, visible_text, wait_for
 
 from api.security_headers import API_CSP, PAGE_CSP
 from services.tenants import KeyStore
-from shared.jobs import new_job_id, new_job_record
+from shared.jobs import new_job_id, new_job_record, new_style_model_record
 from shared.params import PARAM_SPECS
 
 pytestmark = pytest.mark.integration
@@ -243,4 +243,27 @@ def test_batch_page_shows_each_items_state_and_cancels_and_the_other_lists_rende
     for route, empty in (("#/styles", "styles-empty"), ("#/videos", "videos-empty")):
         browser.execute_script("location.hash = arguments[0]", route)
         wait_for(browser, lambda d, e=empty: d.find_element(By.ID, e).is_displayed(), what=f"{route} (empty)")
+    assert console_problems(browser) == []
+
+
+def test_a_trained_style_model_is_listed_and_used_from_its_page_in_the_studio(serve_api, browser):
+    api = serve_api()
+    model_id = new_job_id()
+    record = new_style_model_record(model_id, params={"steps": 10}, style_keys=["inputs/s.png"],
+                                    style_names=["starry.jpg"], train_keys=[], train_names=[], from_batch=None)
+    api.registry.create(dataclasses.replace(record, status="succeeded", progress={
+        "iteration": 10, "iterations": 10, "percent": 100.0, "losses": {}, "eta_s": 0.0, "elapsed_s": 3.0}))
+    open_page(browser, api.url, "#/styles")
+    link = wait_for(browser, lambda d: d.find_element(By.CSS_SELECTOR, f'#styles-list a[href="#/styles/{model_id}"]'),
+                    what="the model in the list")
+    assert "starry.jpg" in browser.find_element(By.ID, "styles-list").text
+    link.click()
+    use = wait_for(browser, lambda d: d.find_element(By.ID, "style-use") if d.find_element(By.ID, "style-use")
+                   .is_displayed() else None, what="'use in the studio'")
+    assert browser.find_element(By.ID, "style-status").text.lower() == "succeeded"
+    use.click()
+    wait_for(browser, lambda d: d.find_element(By.ID, "p-style_model").get_attribute("value") == model_id,
+             what="the model chosen in the studio")
+    assert "starry.jpg" in browser.find_element(By.CSS_SELECTOR, "#p-style_model option:checked").text
+    assert "style model is the style" in browser.find_element(By.ID, "style-count").text
     assert console_problems(browser) == []
