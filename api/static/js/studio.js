@@ -224,8 +224,8 @@ async function loadStyleModels() {
 function syncModelChoice() {
   const model = usingModel();
   $("style-zone").classList.toggle("disabled", model);
-  $("style-count").textContent = model ? "not used: the style model is the style"
-    : (state.styles.length ? `${state.styles.length} chosen` : "");
+  if (model) $("style-count").textContent = "not used: the style model is the style";
+  else renderStyles();
 }
 
 export function initStudio({ submitted }) {
@@ -250,6 +250,7 @@ export function initStudio({ submitted }) {
     renderStyles();
     showError($("studio-error"), null);
     for (const input of paramInputs()) input.removeAttribute("aria-invalid");
+    setTimeout(syncModelChoice); // after the browser has put the fields back to their defaults
   });
   for (const input of paramInputs()) input.addEventListener("input", () => input.removeAttribute("aria-invalid"));
   const select = $("p-style_model");
