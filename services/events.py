@@ -21,7 +21,8 @@ Vocabulary (``event`` field of a stream entry; ``data`` is its JSON payload), se
 - ``status``: ``{job_id, kind, status, at}`` on a change to a non-terminal status (created queued, queued ->
   running, running -> queued when the reconciler requeues), plus ``cancel_requested: true`` when a cancel is
   requested of a running job;
-- ``progress``: ``{job_id, iteration, iterations, percent, losses, eta_s, elapsed_s}`` (``eta_s`` may be null);
+- ``progress``: ``job_id`` and the record's progress object: ``iteration, iterations, percent, losses, eta_s,
+  elapsed_s`` for images and trainings (``eta_s`` may be null), plus the frame counts for videos;
 - ``preview``: ``{job_id, iteration}``: a new preview image (the API adds its ``url``);
 - ``done``: ``{job_id, kind, status, at, error}`` when the status becomes terminal (the API adds the result link).
 
@@ -49,7 +50,7 @@ FINISHED_STREAM_TTL_S = 24 * 3600  # resumption after the end is rare; the recor
 STATUS, PROGRESS, PREVIEW, DONE, ITEM = "status", "progress", "preview", "done", "item"
 EVENT_NAMES = (STATUS, PROGRESS, PREVIEW, DONE)
 
-PROGRESS_FIELDS = ("iteration", "iterations", "percent", "losses", "eta_s", "elapsed_s")
+PROGRESS_FIELDS = ("iteration", "iterations", "percent", "losses", "eta_s", "elapsed_s")  # worker/progress.py
 
 
 @dataclass(frozen=True)
@@ -68,7 +69,9 @@ def derive_events(before: JobRecord | None, after: JobRecord) -> list[tuple[str,
     order a client should see them: progress and previews first, the status change (or ``done``) last."""
     job_id, events = after.id, []
     if after.progress and (before is None or after.progress != before.progress):
-        events.append((PROGRESS, {"job_id": job_id, **{name: after.progress.get(name) for name in PROGRESS_FIELDS}}))
+        # The record's whole progress object: a few numbers, and each kind has its own (images: PROGRESS_FIELDS;
+        # videos add frames_done, frames and segment_frames_done, services/videos.py).
+        events.append((PROGRESS, {**after.progress, "job_id": job_id}))
     seen = set(before.previews) if before is not None else set()
     for key in after.previews:
         iteration = preview_iteration(key)

@@ -22,7 +22,7 @@ from services.batches import BatchRegistry, new_batch_record
 from services.devstack import free_port
 from services.registry import JobRegistry
 from services.tenants import KeyStore
-from shared.jobs import new_job_id, new_job_record, new_style_model_record, preview_key
+from shared.jobs import JobRecord, new_job_id, new_job_record, new_style_model_record, preview_key
 from shared.settings import Settings
 
 pytestmark = pytest.mark.integration
@@ -221,3 +221,20 @@ def requests_get(served: Served, path: str):
     import requests
 
     return requests.get(served.base + path, headers={"Authorization": f"Bearer {served.token}"}, timeout=5)
+
+
+def test_videos_stream_their_parent_records_progress_with_frame_counts(served):
+    video_id = new_job_id()
+    served.registry.create(JobRecord(id=video_id, kind="video", tenant="acme", queue="bulk"))
+    served.registry.mark_running(video_id, "host", 1)
+    served.registry.set_progress(video_id, {"frames_done": 12, "frames": 48, "segment_frames_done": [12, 0],
+                                            "percent": 25.0})
+    served.registry.finish(video_id, "failed", error={"code": "boom", "message": "x"})
+    first_id = served.registry.redis.xrange(f"atelier:events:job:{video_id}", count=1)[0][0].decode()
+    got = _collect(served.open(f"/v1/videos/{video_id}/events", last_event_id=first_id))
+    assert [e.name for e in got] == ["status", "progress", "done"]
+    assert got[1].data == {"job_id": video_id, "frames_done": 12, "frames": 48, "segment_frames_done": [12, 0],
+                           "percent": 25.0}
+    assert got[2].data["error"]["code"] == "boom" and got[2].data["result_url"] is None
+    assert got[2].data["url"] == f"/v1/videos/{video_id}"
+    assert served.open(f"/v1/jobs/{video_id}/events").status_code == 404
