@@ -25,6 +25,7 @@ INITS = ("content", "noise", "style")
 PRESERVE_COLORS = ("none", "luminance", "histogram")
 PRECISIONS = ("auto", "float32", "bfloat16")
 POOLINGS = ("max", "avg")
+STYLE_MIXES = ("gram", "wasserstein")  # worker/engine/wasserstein.py
 
 MAX_STYLES = 8
 MODEL_ID_PATTERN = "^[0-9a-f]{32}$"  # shared.jobs.new_job_id: a style model's id is its training job's
@@ -81,6 +82,10 @@ PARAM_SPECS: tuple[ParamSpec, ...] = (
     ParamSpec("style_weight", "float", 10.0, "Weight of the style loss.", 0, 1e9),
     ParamSpec("tv_weight", "float", 1e-3, "Weight of the total-variation loss.", 0, 1e9),
     ParamSpec("style_blend", "float_list", None, "Blend weight per style image (default: equal).", 0, 1e6),
+    ParamSpec("style_mix", "choice", "gram", "How several styles mix with the blend weights: gram averages their "
+              "Gram matrices; wasserstein matches the Wasserstein-2 barycenter of their feature Gaussians (mean and "
+              "covariance per layer). One style gives the same result either way.",
+              choices=STYLE_MIXES),
     ParamSpec("style_scale", "float", 1.0, "Style image size relative to the output.", 0.1, 4.0),
     ParamSpec("init", "choice", "content", "Starting image.", choices=INITS),
     ParamSpec("preserve_color", "choice", "none", "Keep the content's colours.", choices=PRESERVE_COLORS),
@@ -164,6 +169,7 @@ class StyleParams(SpecParams):
     style_weight: float = _default("style_weight")
     tv_weight: float = _default("tv_weight")
     style_blend: tuple[float, ...] | None = _default("style_blend")
+    style_mix: str = _default("style_mix")
     style_scale: float = _default("style_scale")
     init: str = _default("init")
     preserve_color: str = _default("preserve_color")

@@ -70,6 +70,7 @@ def cache_key_fields(style_keys: list[str], params: StyleParams, precision: str)
         "version": FORMAT_VERSION,
         "styles": list(style_keys),
         "style_blend": list(params.blend_weights(len(style_keys))),
+        "style_mix": params.style_mix,
         "backbone": params.backbone,
         "pooling": params.pooling,
         "precision": precision,

@@ -22,7 +22,7 @@ from shared.errors import EngineError, ParamError
 from shared.geometry import JobGeometry, check_job
 from shared.params import StyleParams
 from shared.weights import WeightSource
-from worker.engine import backbones, color, images, losses, optimizers, tiling
+from worker.engine import backbones, color, images, losses, optimizers, tiling, wasserstein
 from worker.engine.objective import ObjectiveSpec
 from worker.engine.targets import StyleTargets, targets_key
 
@@ -201,9 +201,12 @@ def with_content(job: _Job, content: np.ndarray) -> _Job:
 
 
 def _style_grams(job: _Job) -> tuple[np.ndarray, ...]:
-    """Blend the styles' Gram matrices with the blend weights (neural-style's multi-style blending)."""
+    """Blend the styles' Gram matrices with the blend weights (neural-style's multi-style blending), or with
+    ``style_mix=wasserstein`` take the Grams of the styles' W2 barycenters (wasserstein.py)."""
     index = {name: i for i, name in enumerate(job.layer_order)}
     blend = job.params.blend_weights(len(job.styles_input))
+    if job.params.style_mix == "wasserstein" and wasserstein.mixes(blend):
+        return _barycenter_grams(job, blend)
     grams = [np.zeros(0, np.float32)] * len(job.style_layers)
     wanted = tuple(index[name] for name, _w in job.style_layers)
     for weight, style in zip(blend, job.styles_input, strict=True):
@@ -212,6 +215,25 @@ def _style_grams(job: _Job) -> tuple[np.ndarray, ...]:
             gram = style_grams[index[name]] * np.float32(weight)
             grams[i] = gram if grams[i].size == 0 else grams[i] + gram
     return tuple(grams)
+
+
+def _barycenter_grams(job: _Job, blend: tuple[float, ...]) -> tuple[np.ndarray, ...]:
+    """Each style's mean and covariance per style layer, from the Gram of its features with a ones channel (exact
+    in tiles too), then the barycenter's Gram per layer: once per job, in float64 (wasserstein.py)."""
+    forward = backend.features_fn(job.extractor, job.backbone.preprocess)
+    wanted = tuple(job.layer_order.index(name) for name, _w in job.style_layers)
+
+    def forward_with_ones(image: np.ndarray) -> list[np.ndarray]:
+        return [wasserstein.with_ones_channel(out) if i in wanted else out for i, out in enumerate(forward(image))]
+
+    strides = job.tiler.strides if job.tiler is not None else ()
+    kept = [(weight, style) for weight, style in zip(blend, job.styles_input, strict=True) if weight > 0]
+    per_style = []
+    for _weight, style in kept:
+        _maps, grams = tiling.layer_stats(forward_with_ones, backend.gram_fn, style, job.tile_plan(style.shape[:2]),
+                                          strides, (), wanted)
+        per_style.append([wasserstein.gaussian_from_ones_gram(grams[i]) for i in wanted])
+    return wasserstein.barycenter_grams(per_style, [weight for weight, _style in kept])
 
 
 def compute_style_targets(
@@ -480,6 +502,7 @@ def stylize(
         "backbone_build_s": job.backbone.build_s,
         "backbone_cached": job.backbone_cached,
         "style_targets": targets_state,
+        "style_mix": params.style_mix,
         "content_layers": dict(job.content_layers),
         "style_layers": dict(job.style_layers),
         "memory_budget_bytes": memory_budget_bytes,

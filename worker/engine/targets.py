@@ -2,7 +2,8 @@
 
 A batch that styles many contents with the same styles computes them once (``compute_style_targets``) and passes
 them to every ``stylize`` call; a worker may cache their bytes. The ``key`` records everything the Grams depend on
-(backbone, pooling, precision, style layers, output size, style scale, colour mode, and for colour modes that adapt
+(backbone, pooling, precision, style layers, output size, style scale, blend weights and how they mix
+(``style_mix``: averaged Grams or the Wasserstein barycenter's Gram), colour mode, and for colour modes that adapt
 the style to the content, a digest of the content), so targets are only reused where they are valid.
 """
 
@@ -64,6 +65,7 @@ def targets_key(
             "size": params.size,
             "style_scale": params.style_scale,
             "style_blend": list(params.blend_weights(len(styles))),
+            "style_mix": params.style_mix,
             "preserve_color": params.preserve_color,
             "styles": digest.hexdigest(),
             "content": content_digest,
