@@ -27,15 +27,26 @@ term, because:
 - with one style (or one style of non-zero weight) the targets are the very same Grams as ``style_mix=gram``, so
   the two mixes differ only where they should, and the relative-loss normalisers (losses.relative_scale) and the
   tuned ``style_weight`` keep their meaning;
-- the second moment carries both barycenter moments: for the optimiser's image whose features are near Gaussian it
-  is matched by the barycenter's mean and covariance. What is lost is that a Gram alone cannot tell a larger mean
-  from a larger covariance along the mean's direction; the Gram path has had that limitation all along, and the
-  difference between the two mixes, averaged moments (a *mixture* of the styles: ``sum w_i (Sigma_i + mu_i mu_i^T)``,
-  whose covariance adds the spread between the styles' means, the "mud") against the barycenter (an interpolated
-  Gaussian: in 1-D its standard deviation is ``sum w_i s_i``), is all in the targets.
+- what differs between the mixes is then exactly the target's second moment. Averaged Grams are the second moment
+  of the *mixture* of the styles, ``sum w_i (Sigma_i + mu_i mu_i^T)``: in 1-D its variance is
+  ``sum w_i s_i^2 + w_1 w_2 (m_1 - m_2)^2``, wider than either style when their means differ, a blur of both
+  distributions that the optimiser meets with features of neither style (the "mud"). The barycenter is one Gaussian
+  between them (in 1-D: mean ``sum w_i m_i``, standard deviation ``sum w_i s_i``), the displacement interpolation of
+  optimal transport, as Rabin, Peyré, Delon & Bernot 2011 mix textures.
 
-Cost (docs/engine.md): a few eigendecompositions of ``C x C`` matrices per fixed-point iteration per layer, with
-``C`` up to 512 for VGG19; independent of the image size except for the ``F^T F`` of each style.
+What is given up: a Gram alone cannot tell a larger mean from a larger variance along the mean's direction, so the
+optimiser matches ``S + m m^T``, not ``m`` and ``S`` separately. The Gram path has always had that limitation; a
+separate mean term would need a new term in every backend's traced step and in tiling.
+
+The moments come from the Gram of each style's features with a channel of ones appended (``with_ones_channel``):
+``[F 1]^T [F 1]`` holds ``F^T F``, ``F^T 1`` and the count, and tiling.layer_stats already sums Grams over tiles
+exactly, so targets computed in tiles are the same. The fixed point runs on the joint support of the covariances
+(the range of ``sum w_i Sigma_i``, ``_joint_support``), which drops float32 round-off directions and shrinks the
+matrices where layers have fewer positions than channels.
+
+Cost (``bench/mix_sweep.py cost``, docs/engine.md): three eigendecompositions of ``r x r`` matrices (``r <= C``, up
+to 512 for VGG19) per fixed-point iteration per layer for two styles; independent of the image size except for
+the styles' forward passes and ``F^T F``.
 """
 
 from __future__ import annotations
