@@ -20,7 +20,7 @@ What it measures, on a pan + zoom test clip rendered from a repository photo (``
    warping-error measurement excluded, and reported apart), after an untimed run that traces the network.
 
 Writes ``fast.json`` under ``--out`` (default ``bench/results/video/``) and a frame strip (input, frame by frame,
-blended: each with the motion-compensated difference to its previous frame) to ``docs/video/fast_strip.png``.
+blended: each with the motion-compensated difference to its previous frame) to ``docs/video/fast_strip.jpg``.
 Every block carries the load averages taken before it: the development machine has 2 cores shared with other
 sessions, so absolute times are upper bounds; the ratios are between runs seconds apart.
 """
@@ -172,7 +172,8 @@ def write_strip(path: Path, inputs: np.ndarray, plain: np.ndarray, blended: np.n
     rows = [np.concatenate([row[t] for t in picks], axis=1) for row in (inputs, plain, blended)]
     rows += [np.concatenate([difference(frames, t) for t in picks], axis=1) for frames in (plain, blended)]
     path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(np.concatenate(rows, axis=0)).save(path, optimize=True)
+    # JPEG: the texture and difference rows are noise-like, a PNG of them is over 1 MB
+    Image.fromarray(np.concatenate(rows, axis=0)).save(path, quality=88, optimize=True)
 
 
 def cmd_fast(args: argparse.Namespace) -> dict[str, Any]:
@@ -203,9 +204,9 @@ def cmd_fast(args: argparse.Namespace) -> dict[str, Any]:
     default = by_blend.get(video_fast.DEFAULT_TEMPORAL_BLEND) or run(
         model, clip, video_fast.DEFAULT_TEMPORAL_BLEND, plain_sharpness)
     if args.strip:
-        write_strip(args.figures / "fast_strip.png", clip, plain, default["_frames"], args.strip_start,
+        write_strip(args.figures / "fast_strip.jpg", clip, plain, default["_frames"], args.strip_start,
                     args.strip_frames)
-        record["strip"] = fast_bench.shown(args.figures / "fast_strip.png")
+        record["strip"] = fast_bench.shown(args.figures / "fast_strip.jpg")
     record["blend_sweep"] = [{k: v for k, v in r.items() if not k.startswith("_")} for r in runs]
     record["target_met"] = default["ratio"] is not None and default["ratio"] <= FLICKER_TARGET_RATIO
 
