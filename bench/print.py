@@ -51,7 +51,8 @@ def run(args: argparse.Namespace) -> dict:
         crop = _crop(output, args.crop_px, crops / f"{name}_crop.png")
     record = {
         "name": name,
-        "command": " ".join(command[1:3] + [Path(args.content).name, Path(args.style).name] + command[5:-3]),
+        "command": " ".join(["atelier", "stylize", Path(args.content).name, Path(args.style).name, "-o", "OUT.png",
+                             *command[6:10]]),
         "budget_bytes": args.budget_bytes or "default (ATELIER_ENGINE_MEMORY_BYTES unset)",
         "wall_s": round(wall_s, 1),
         "peak_rss_mib": round(usage.ru_maxrss / 1024.0, 1),
