@@ -26,7 +26,8 @@ Where the paper leaves a choice:
 
 Tracing: the warped previous frame, its mask and the weight are *arguments* of the traced loss-and-gradient step
 (``objective.ObjectiveSpec``), so every frame of a clip (the first one too, with an empty mask) runs the one traced
-step; each frame's content targets are arguments already.
+step; each frame's content targets are arguments already. Independent frames run it too, with weight 0 and an empty
+mask (the term is then exactly 0), so both modes share the trace.
 
 The temporal term is a mean squared difference in 0-255 pixel units (``temporal.py``), against relative content and
 style losses near 1 (``losses.py``): Ruder's weight of 1e3 against content 5 and style 100 does not carry over, and
@@ -113,19 +114,16 @@ def stylize_frames(
         job = first if index == 0 else engine.with_content(first, frames[index])
         iterations = params.iterations if index == 0 else later
         image0 = engine._initial_image(job)
-        if temporal:
-            if previous is None:  # the first frame: nothing to keep, the term is zero (mask 0)
-                warped = np.zeros(geometry.scaled_hw + (3,), np.float32)
-                mask = np.zeros(geometry.scaled_hw, np.float32)
-            else:
-                warped = flow.warp(previous, backward[index - 1])
-                mask = to_previous[index - 1]
-                image0 = _warped_init(image0, warped, mask, geometry)
-            objective = engine._objective(
-                job, grams, (temporal_weight, images.pad(warped, geometry), _pad_mask(mask, geometry))
-            )
-        else:
-            objective = engine._objective(job, grams)
+        # The first frame and independent frames have nothing to keep: an empty mask and weight 0 make the term
+        # exactly zero, and they still run the temporal step, so both modes share one trace.
+        warped = np.zeros(geometry.scaled_hw + (3,), np.float32)
+        mask = np.zeros(geometry.scaled_hw, np.float32)
+        if temporal and previous is not None:
+            warped = flow.warp(previous, backward[index - 1])
+            mask = to_previous[index - 1]
+            image0 = _warped_init(image0, warped, mask, geometry)
+        weight = temporal_weight if temporal else 0.0
+        objective = engine._objective(job, grams, (weight, images.pad(warped, geometry), _pad_mask(mask, geometry)))
 
         def report(iteration: int, image: np.ndarray, terms: np.ndarray, *, _job=job, _index=index,
                    _iterations=iterations) -> bool:
@@ -206,7 +204,7 @@ def _pad_mask(mask: np.ndarray, geometry) -> np.ndarray:
 
 def _losses(terms: np.ndarray) -> dict[str, float]:
     values = dict(zip(OBJECTIVE_TERMS, (float(t) for t in terms), strict=False))
-    values.setdefault("temporal", 0.0)  # an independent frame's objective has no temporal term
+    values.setdefault("temporal", 0.0)  # a four-term objective (engine.stylize's) has none
     return {name: values[name] for name in LOSS_NAMES}
 
 
