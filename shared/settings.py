@@ -227,6 +227,7 @@ def _check_storage_url(url: str) -> None:
         field="ATELIER_STORAGE",
     )
 
+
 # Share of the machine's memory one engine pass gets by default. Besides the pass, a job holds whole-image arrays
 # (the L-BFGS history: 25 float64 copies of the image at scipy's m=10) and a host may run several worker processes;
 # a tenth kept a 2048 px print under 4 GiB of peak RSS on a 24 GB machine (docs/engine.md, "Print sizes").

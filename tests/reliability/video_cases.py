@@ -66,6 +66,30 @@ def _wait(stack: FaultStack, video_id: str, until: Any = None, timeout_s: float 
     raise AssertionError(f"video {video_id} did not get there within {timeout_s} s; last seen: {video}")
 
 
+def _wait_for_two_idle_workers(stack: FaultStack, timeout_s: float = 180) -> None:
+    """Both workers' pool processes up (advertising, pid alive) and no job running: the earlier cases kill pool
+    processes, and a restarting one takes no segment, so "both workers styled segments" would depend on timing."""
+    from services.capabilities import live_workers
+    from services.registry import JobRegistry
+
+    registry = JobRegistry(stack.redis)
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        alive = [w for w in live_workers(stack.redis) if _pid_alive(w.pid)]
+        if len(alive) >= 2 and registry.count_by_status().get("running", 0) == 0:
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"the fault stack did not have two idle workers within {timeout_s} s")
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except OSError:
+        return False
+    return True
+
+
 def _check_result(stack: FaultStack, video: dict[str, Any], frames: int) -> None:
     response = requests.get(f"{stack.api}{video['result']['url']}", timeout=30)
     assert response.status_code == 200 and response.headers["Content-Type"] == "video/mp4"
@@ -90,6 +114,7 @@ def test_two_workers_share_an_optimize_video_and_its_mp4_keeps_the_audio(fault_s
     style = tmp_path / "style.png"
     style.write_bytes(_style())
     flags = [f"--{name.replace('_', '-')}={value}" for name, value in SHARED.items()]
+    _wait_for_two_idle_workers(fault_stack)
     done = subprocess.run([sys.executable, "-m", "services.cli.main", "video", str(source), "--style", str(style),
                            "-o", str(out), "--api", fault_stack.api, "--report", str(report), *flags],
                           capture_output=True, text=True, timeout=300, check=False)
@@ -156,6 +181,7 @@ def test_two_workers_share_a_fast_video_with_a_model_the_service_trained(fault_s
         time.sleep(0.3)
     assert model["status"] == "succeeded", model
     params = {"style_model": model_id, "size": 64, "segment_frames": 4, "overlap_frames": 1}
+    _wait_for_two_idle_workers(fault_stack)
     video_id = _submit(fault_stack, _clip(12), params, styles=0)
     video = _wait(fault_stack, video_id)
     assert video["status"] == "succeeded", video
