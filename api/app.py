@@ -9,8 +9,7 @@ from __future__ import annotations
 from flask import Flask
 
 from api import auth, ratelimit, security_headers, web
-from api.blueprints import batches, capabilities, docs, health, jobs, metrics, styles, webhooks
-from api.blueprints import videos
+from api.blueprints import batches, capabilities, docs, health, jobs, metrics, styles, videos, webhooks
 from api.blueprints import events as event_streams
 from api.context import EXTENSION_NAME, ApiContext
 from api.errors import register_error_handlers
