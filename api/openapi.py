@@ -337,6 +337,53 @@ _UNAVAILABLE = "Redis, storage or the broker is down; nothing was kept."
 _UNAUTHORIZED = ("Missing, malformed, unknown or revoked API key (missing_api_key, bad_authorization, "
                  "invalid_api_key).")
 
+_REDIRECT = {"description": "Redirect to a short-lived presigned URL (S3 storage).",
+             "headers": {"Location": _header("The presigned URL.")}}
+
+# The operations every job-like resource (jobs, style models, videos) repeats, written once.
+
+
+def _list_operation(operation_id: str, summary: str, list_schema: str) -> dict[str, Any]:
+    """GET of a tenant's resources, newest first: the status filter, page size and opaque cursor of api.listing."""
+    return {
+        "operationId": operation_id,
+        "summary": summary,
+        "parameters": [
+            {"name": "status", "in": "query", "required": False,
+             "schema": {"type": "string", "enum": ["", *STATUS_VALUES]}},
+            _limit(JOBS_DEFAULT_LIMIT, MAX_LIST_LIMIT),
+            {"name": "cursor", "in": "query", "required": False,
+             "schema": {"type": "string", "format": CURSOR_FORMAT}},
+        ],
+        "responses": {"200": _json(_ref(list_schema), "One page."),
+                      "400": _error("bad_status, bad_limit or bad_cursor."), "503": _error(_UNAVAILABLE)},
+    }
+
+
+def _get_operation(operation_id: str, summary: str, id_parameter: dict[str, Any], schema: str, found: str,
+                   unknown: str) -> dict[str, Any]:
+    """GET of one resource by id: 200 with it, 404 when it is unknown (or another tenant's)."""
+    return {"operationId": operation_id, "summary": summary, "parameters": [id_parameter],
+            "responses": {"200": _json(_ref(schema), found), "404": _error(unknown), "503": _error(_UNAVAILABLE)}}
+
+
+def _cancel_operation(operation_id: str, summary: str, id_parameter: dict[str, Any], schema: str, canceled: str,
+                      running: str, unknown: str) -> dict[str, Any]:
+    """POST .../cancel: 200 when canceled at once (or already finished), 202 while running work winds down."""
+    return {"operationId": operation_id, "summary": summary, "parameters": [id_parameter],
+            "responses": {"200": _json(_ref(schema), canceled), "202": _json(_ref(schema), running),
+                          "404": _error(unknown), "503": _error(_UNAVAILABLE)}}
+
+
+def _file_operation(operation_id: str, summary: str, parameters: list[dict[str, Any]], media_type: str,
+                    description: str, errors: dict[str, Any]) -> dict[str, Any]:
+    """GET of a stored file: the bytes from local storage, or a redirect to a presigned URL on S3."""
+    return {"operationId": operation_id, "summary": summary, "parameters": parameters,
+            "responses": {"200": {"description": description,
+                                  "content": {media_type: {"schema": {"type": "string", "format": "binary"}}}},
+                          "302": _REDIRECT, **errors, "503": _error(_UNAVAILABLE)}}
+
+
 _JOB_FORM = {
     "type": "object",
     "required": ["content", "style"],
@@ -492,47 +539,20 @@ PATHS: dict[str, Any] = {
             },
         },
     },
-    "/v1/jobs/{job_id}": {"get": {
-        "operationId": "getJob",
-        "summary": "A job's status, progress, result and metrics.",
-        "parameters": [_JOB_ID],
-        "responses": {"200": _json(_ref("Job"), "The job."), "404": _error("Unknown job (or another tenant's)."),
-                      "503": _error(_UNAVAILABLE)},
-    }},
-    "/v1/jobs/{job_id}/cancel": {"post": {
-        "operationId": "cancelJob",
-        "summary": "Cancel: a queued job never runs; a running job stops within one progress interval.",
-        "parameters": [_JOB_ID],
-        "responses": {
-            "200": _json(_ref("Job"), "Canceled (was queued) or already finished (unchanged)."),
-            "202": _json(_ref("Job"), "Running: cancel_requested is set; status becomes canceled shortly."),
-            "404": _error("Unknown job."),
-            "503": _error(_UNAVAILABLE),
-        },
-    }},
-    "/v1/jobs/{job_id}/result": {"get": {
-        "operationId": "getJobResult",
-        "summary": "The result PNG.",
-        "parameters": [_JOB_ID],
-        "responses": {"200": {"description": "The PNG (local storage).",
-                              "content": {"image/png": {"schema": {"type": "string", "format": "binary"}}}},
-                      "302": {"description": "Redirect to a short-lived presigned URL (S3 storage).",
-                              "headers": {"Location": _header("The presigned URL.")}},
-                      "404": _error("Unknown job, or its result is gone from storage."),
-                      "409": _error("Not succeeded (yet): not_ready while queued or running, no_result after."),
-                      "503": _error(_UNAVAILABLE)},
-    }},
-    "/v1/jobs/{job_id}/previews/{iteration}": {"get": {
-        "operationId": "getJobPreview",
-        "summary": "An intermediate result stored while the job ran.",
-        "parameters": [_JOB_ID, _ITERATION],
-        "responses": {"200": {"description": "The PNG (local storage).",
-                              "content": {"image/png": {"schema": {"type": "string", "format": "binary"}}}},
-                      "302": {"description": "Redirect to a short-lived presigned URL (S3 storage).",
-                              "headers": {"Location": _header("The presigned URL.")}},
-                      "404": _error("Unknown job, or no preview at that iteration."),
-                      "503": _error(_UNAVAILABLE)},
-    }},
+    "/v1/jobs/{job_id}": {"get": _get_operation(
+        "getJob", "A job's status, progress, result and metrics.", _JOB_ID, "Job", "The job.",
+        "Unknown job (or another tenant's).")},
+    "/v1/jobs/{job_id}/cancel": {"post": _cancel_operation(
+        "cancelJob", "Cancel: a queued job never runs; a running job stops within one progress interval.", _JOB_ID,
+        "Job", "Canceled (was queued) or already finished (unchanged).",
+        "Running: cancel_requested is set; status becomes canceled shortly.", "Unknown job.")},
+    "/v1/jobs/{job_id}/result": {"get": _file_operation(
+        "getJobResult", "The result PNG.", [_JOB_ID], "image/png", "The PNG (local storage).",
+        {"404": _error("Unknown job, or its result is gone from storage."),
+         "409": _error("Not succeeded (yet): not_ready while queued or running, no_result after.")})},
+    "/v1/jobs/{job_id}/previews/{iteration}": {"get": _file_operation(
+        "getJobPreview", "An intermediate result stored while the job ran.", [_JOB_ID, _ITERATION], "image/png",
+        "The PNG (local storage).", {"404": _error("Unknown job, or no preview at that iteration.")})},
     "/v1/styles": {
         "post": {
             "operationId": "createStyle",
@@ -558,46 +578,17 @@ PATHS: dict[str, Any] = {
                 "503": _error(_UNAVAILABLE),
             },
         },
-        "get": {
-            "operationId": "listStyles",
-            "summary": "List this tenant's style models, newest first.",
-            "parameters": [
-                {"name": "status", "in": "query", "required": False,
-                 "schema": {"type": "string", "enum": ["", *STATUS_VALUES]}},
-                _limit(JOBS_DEFAULT_LIMIT, MAX_LIST_LIMIT),
-                {"name": "cursor", "in": "query", "required": False,
-                 "schema": {"type": "string", "format": CURSOR_FORMAT}},
-            ],
-            "responses": {"200": _json(_ref("StyleModelList"), "One page."),
-                          "400": _error("bad_status, bad_limit or bad_cursor."), "503": _error(_UNAVAILABLE)},
-        },
+        "get": _list_operation("listStyles", "List this tenant's style models, newest first.", "StyleModelList"),
     },
-    "/v1/styles/{model_id}": {"get": {
-        "operationId": "getStyle",
-        "summary": "A style model's training status, progress, loss curve, previews and metrics.",
-        "parameters": [_MODEL_ID],
-        "responses": {"200": _json(_ref("StyleModel"), "The style model."), "404": _error("Unknown style model."),
-                      "503": _error(_UNAVAILABLE)},
-    }},
-    "/v1/styles/{model_id}/cancel": {"post": {
-        "operationId": "cancelStyle",
-        "summary": "Cancel a training: queued never runs; running stops at its next progress report.",
-        "parameters": [_MODEL_ID],
-        "responses": {"200": _json(_ref("StyleModel"), "Canceled or already finished."),
-                      "202": _json(_ref("StyleModel"), "Running: stops shortly."),
-                      "404": _error("Unknown style model."), "503": _error(_UNAVAILABLE)},
-    }},
-    "/v1/styles/{model_id}/previews/{step}": {"get": {
-        "operationId": "getStylePreview",
-        "summary": "The probe image through the network at a training step.",
-        "parameters": [_MODEL_ID, _STEP],
-        "responses": {"200": {"description": "The PNG (local storage).",
-                              "content": {"image/png": {"schema": {"type": "string", "format": "binary"}}}},
-                      "302": {"description": "Redirect to a short-lived presigned URL (S3 storage).",
-                              "headers": {"Location": _header("The presigned URL.")}},
-                      "404": _error("Unknown style model, or no preview at that step."),
-                      "503": _error(_UNAVAILABLE)},
-    }},
+    "/v1/styles/{model_id}": {"get": _get_operation(
+        "getStyle", "A style model's training status, progress, loss curve, previews and metrics.", _MODEL_ID,
+        "StyleModel", "The style model.", "Unknown style model.")},
+    "/v1/styles/{model_id}/cancel": {"post": _cancel_operation(
+        "cancelStyle", "Cancel a training: queued never runs; running stops at its next progress report.", _MODEL_ID,
+        "StyleModel", "Canceled or already finished.", "Running: stops shortly.", "Unknown style model.")},
+    "/v1/styles/{model_id}/previews/{step}": {"get": _file_operation(
+        "getStylePreview", "The probe image through the network at a training step.", [_MODEL_ID, _STEP],
+        "image/png", "The PNG (local storage).", {"404": _error("Unknown style model, or no preview at that step.")})},
     "/v1/batches": {"post": {
         "operationId": "createBatch",
         "summary": "Create a batch: one style set and params for many contents (each becomes a job on 'bulk').",
@@ -654,14 +645,10 @@ PATHS: dict[str, Any] = {
             "503": _error(_UNAVAILABLE),
         },
     }},
-    "/v1/batches/{batch_id}/cancel": {"post": {
-        "operationId": "cancelBatch",
-        "summary": "Cancel: queued children never run, running ones stop, finished results are kept.",
-        "parameters": [_BATCH_ID],
-        "responses": {"200": _json(_ref("Batch"), "Canceled; no child runs any more."),
-                      "202": _json(_ref("Batch"), "Canceling: running children stop at their next report."),
-                      "404": _error("Unknown batch."), "503": _error(_UNAVAILABLE)},
-    }},
+    "/v1/batches/{batch_id}/cancel": {"post": _cancel_operation(
+        "cancelBatch", "Cancel: queued children never run, running ones stop, finished results are kept.",
+        _BATCH_ID, "Batch", "Canceled; no child runs any more.",
+        "Canceling: running children stop at their next report.", "Unknown batch.")},
     "/v1/batches/{batch_id}/results.zip": {"get": {
         "operationId": "getBatchResults",
         "summary": "Streamed zip of the succeeded children's results, named after their sources (a/x.jpg -> "

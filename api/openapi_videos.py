@@ -17,16 +17,16 @@ from api.openapi import (
     _RETRY_AFTER,
     _UNAVAILABLE,
     CURSOR_FORMAT,
-    JOBS_DEFAULT_LIMIT,
+    _cancel_operation,
     _error,
-    _header,
+    _file_operation,
+    _get_operation,
     _json,
-    _limit,
+    _list_operation,
     _ref,
     _with_links,
 )
 from api.openapi_webhooks import WEBHOOK_DEPENDENCY, webhook_form_fields
-from services.registry import MAX_LIST_LIMIT
 from shared.jobs import STATUS_VALUES
 from shared.params import MAX_STYLES
 from shared.video import ALLOWED_VIDEO_CODECS
@@ -127,9 +127,8 @@ _VIDEO_LINKS = {
                  "description": "The video just created."},
     "CancelVideo": {"operationId": "cancelVideo", "parameters": {"video_id": "$response.body#/id"}},
 }
-_NOT_READY = "Not finished yet (not_ready) or finished without a result (no_result)."
-_REDIRECT = {"description": "Redirect to a short-lived presigned URL (S3 storage).",
-             "headers": {"Location": _header("The presigned URL.")}}
+_NOT_FINISHED_ERRORS = {"404": _error("Unknown video."),
+                        "409": _error("Not finished yet (not_ready) or finished without a result (no_result).")}
 
 VIDEO_PATHS: dict[str, Any] = {
     "/v1/videos": {
@@ -157,51 +156,19 @@ VIDEO_PATHS: dict[str, Any] = {
                 "503": _error(_UNAVAILABLE),
             },
         },
-        "get": {
-            "operationId": "listVideos",
-            "summary": "List this tenant's videos, newest first.",
-            "parameters": [
-                {"name": "status", "in": "query", "required": False,
-                 "schema": {"type": "string", "enum": ["", *STATUS_VALUES]}},
-                _limit(JOBS_DEFAULT_LIMIT, MAX_LIST_LIMIT),
-                {"name": "cursor", "in": "query", "required": False,
-                 "schema": {"type": "string", "format": CURSOR_FORMAT}},
-            ],
-            "responses": {"200": _json(_ref("VideoList"), "One page."),
-                          "400": _error("bad_status, bad_limit or bad_cursor."), "503": _error(_UNAVAILABLE)},
-        },
+        "get": _list_operation("listVideos", "List this tenant's videos, newest first.", "VideoList"),
     },
-    "/v1/videos/{video_id}": {"get": {
-        "operationId": "getVideo",
-        "summary": "A video's status, frames done of frames, per-segment state, metrics and links.",
-        "parameters": [_VIDEO_ID],
-        "responses": {"200": _json(_ref("Video"), "The video."), "404": _error("Unknown video."),
-                      "503": _error(_UNAVAILABLE)},
-    }},
-    "/v1/videos/{video_id}/cancel": {"post": {
-        "operationId": "cancelVideo",
-        "summary": "Cancel a video and every segment: queued ones at once; running ones at their next report.",
-        "parameters": [_VIDEO_ID],
-        "responses": {"200": _json(_ref("Video"), "Canceled or already finished."),
-                      "202": _json(_ref("Video"), "Running: its segments stop shortly, then it is canceled."),
-                      "404": _error("Unknown video."), "503": _error(_UNAVAILABLE)},
-    }},
-    "/v1/videos/{video_id}/result": {"get": {
-        "operationId": "getVideoResult",
-        "summary": "The stylized clip: H.264 MP4 at the input's rate, with the input's audio.",
-        "parameters": [_VIDEO_ID],
-        "responses": {"200": {"description": "The MP4 (local storage).",
-                              "content": {"video/mp4": {"schema": {"type": "string", "format": "binary"}}}},
-                      "302": _REDIRECT, "404": _error("Unknown video."), "409": _error(_NOT_READY),
-                      "503": _error(_UNAVAILABLE)},
-    }},
-    "/v1/videos/{video_id}/poster": {"get": {
-        "operationId": "getVideoPoster",
-        "summary": "A poster frame of the stylized clip (its middle frame), PNG.",
-        "parameters": [_VIDEO_ID],
-        "responses": {"200": {"description": "The PNG (local storage).",
-                              "content": {"image/png": {"schema": {"type": "string", "format": "binary"}}}},
-                      "302": _REDIRECT, "404": _error("Unknown video."), "409": _error(_NOT_READY),
-                      "503": _error(_UNAVAILABLE)},
-    }},
+    "/v1/videos/{video_id}": {"get": _get_operation(
+        "getVideo", "A video's status, frames done of frames, per-segment state, metrics and links.", _VIDEO_ID,
+        "Video", "The video.", "Unknown video.")},
+    "/v1/videos/{video_id}/cancel": {"post": _cancel_operation(
+        "cancelVideo", "Cancel a video and every segment: queued ones at once; running ones at their next report.",
+        _VIDEO_ID, "Video", "Canceled or already finished.",
+        "Running: its segments stop shortly, then it is canceled.", "Unknown video.")},
+    "/v1/videos/{video_id}/result": {"get": _file_operation(
+        "getVideoResult", "The stylized clip: H.264 MP4 at the input's rate, with the input's audio.", [_VIDEO_ID],
+        "video/mp4", "The MP4 (local storage).", _NOT_FINISHED_ERRORS)},
+    "/v1/videos/{video_id}/poster": {"get": _file_operation(
+        "getVideoPoster", "A poster frame of the stylized clip (its middle frame), PNG.", [_VIDEO_ID], "image/png",
+        "The PNG (local storage).", _NOT_FINISHED_ERRORS)},
 }
