@@ -28,6 +28,7 @@ from flask import Blueprint, Response, request, stream_with_context
 from api import batch_mode, idempotency
 from api.auth import current_tenant
 from api.context import ApiContext, api_context
+from api.listing import creation_headers
 from api.presenter import result_url
 from api.ratelimit import admit_submission
 from api.runnable import check_backbone_available, check_runnable, check_style_model, check_trainable
@@ -149,9 +150,7 @@ def create_batch() -> tuple[dict[str, Any], int, dict[str, str]]:
     batch_id, created = idempotency.create_once(
         ctx, tenant, "batches", body, new_id=new_job_id, create=create,
         load=lambda existing: existing if batches.get(existing) is not None else None)
-    headers = {"Location": batch_url(batch_id)}
-    if not created:
-        headers["Idempotent-Replayed"] = "true"
+    headers = creation_headers(batch_url(batch_id), created)
     return present_batch(ctx, batch_id), 201 if created else 200, headers
 
 

@@ -10,19 +10,17 @@ from werkzeug.wrappers import Response as BaseResponse
 from api import idempotency
 from api.auth import current_tenant
 from api.context import api_context
+from api.listing import creation_headers, list_page
 from api.presenter import job_url, present_job
 from api.ratelimit import admit_submission
 from api.runnable import check_runnable, check_style_model
 from api.submission import submit
-from api.validation import int_query_arg, parse_job_request
+from api.validation import parse_job_request
 from api.webhook_fields import parse_webhook
-from services.registry import MAX_LIST_LIMIT
 from shared.errors import NotFound, NotReady
 from shared.jobs import JobKind, JobRecord, JobStatus, new_job_id, new_job_record, preview_key
 
 bp = Blueprint("jobs", __name__, url_prefix="/v1/jobs")
-
-DEFAULT_LIST_LIMIT = 20
 
 
 @bp.post("")
@@ -51,19 +49,13 @@ def create_job() -> tuple[dict[str, Any], int, dict[str, str]]:
                                    queue=job_request.queue, webhook=webhook)
     record, created = idempotency.create_once(ctx, tenant, "jobs", body, new_id=new_job_id, create=create,
                                               load=ctx.registry.get)
-    headers = {"Location": job_url(record.id)}
-    if not created:
-        headers["Idempotent-Replayed"] = "true"
+    headers = creation_headers(job_url(record.id), created)
     return present_job(record), 202 if created else 200, headers
 
 
 @bp.get("")
 def list_jobs() -> dict[str, Any]:
-    limit = int_query_arg(request, "limit", DEFAULT_LIST_LIMIT, 1, MAX_LIST_LIMIT)
-    records, next_cursor = api_context().registry.list(
-        status=request.args.get("status") or None, limit=limit, cursor=request.args.get("cursor") or None,
-        tenant=current_tenant(), kind=JobKind.STYLIZE.value,
-    )
+    records, next_cursor = list_page(api_context().registry, JobKind.STYLIZE)
     return {"jobs": [present_job(record) for record in records], "next_cursor": next_cursor}
 
 

@@ -24,13 +24,13 @@ from api import idempotency
 from api.auth import current_tenant, require_owned
 from api.blueprints.jobs import serve_png
 from api.context import ApiContext, api_context
+from api.listing import creation_headers, list_page
 from api.presenter import preview_iteration
 from api.ratelimit import admit_submission
 from api.runnable import check_trainable
 from api.submission import submit
 from api.validation import (
     form_text,
-    int_query_arg,
     parse_json_object,
     read_upload,
     refuse_unknown_parts,
@@ -39,7 +39,6 @@ from api.validation import (
 )
 from api.webhook_fields import WEBHOOK_FIELDS, parse_webhook
 from services.batches import BatchRegistry
-from services.registry import MAX_LIST_LIMIT
 from shared.errors import BadRequest, NotFound
 from shared.jobs import JobKind, JobRecord, JobStatus, curve_key, new_job_id, new_style_model_record, preview_key
 from shared.train_params import TrainParams
@@ -49,7 +48,6 @@ log = logging.getLogger(__name__)
 bp = Blueprint("styles", __name__, url_prefix="/v1/styles")
 
 MAX_TRAIN_IMAGES = 256  # Texler et al. train on a handful; Johnson on 80k, which is not an upload
-DEFAULT_LIST_LIMIT = 20
 FILE_FIELDS = ("style", "train")
 FORM_FIELDS = ("params", "from_batch", *WEBHOOK_FIELDS)
 
@@ -97,20 +95,14 @@ def create_style() -> tuple[dict[str, Any], int, dict[str, str]]:
                                    train=[u.image.sha256 for u in train], from_batch=from_batch, webhook=webhook)
     record, created = idempotency.create_once(ctx, tenant, "styles", body, new_id=new_job_id, create=create,
                                               load=lambda model_id: _load(ctx, model_id))
-    headers = {"Location": style_url(record.id)}
-    if not created:
-        headers["Idempotent-Replayed"] = "true"
+    headers = creation_headers(style_url(record.id), created)
     return present_style_model(ctx, record), 202 if created else 200, headers
 
 
 @bp.get("")
 def list_styles() -> dict[str, Any]:
     ctx = api_context()
-    limit = int_query_arg(request, "limit", DEFAULT_LIST_LIMIT, 1, MAX_LIST_LIMIT)
-    records, next_cursor = ctx.registry.list(
-        status=request.args.get("status") or None, limit=limit, cursor=request.args.get("cursor") or None,
-        tenant=current_tenant(), kind=JobKind.TRAIN_STYLE.value,
-    )
+    records, next_cursor = list_page(ctx.registry, JobKind.TRAIN_STYLE)
     return {"styles": [present_style_model(ctx, record, with_curve=False) for record in records],
             "next_cursor": next_cursor}
 

@@ -30,13 +30,13 @@ from werkzeug.wrappers import Response as BaseResponse
 from api import idempotency
 from api.auth import current_tenant, require_owned
 from api.context import ApiContext, api_context
+from api.listing import creation_headers, list_page
 from api.ratelimit import admit_submission
 from api.runnable import check_runnable, check_style_model
 from api.submission import submit
 from api.validation import (
     display_name,
     form_text,
-    int_query_arg,
     parse_json_object,
     read_upload,
     refuse_unknown_parts,
@@ -45,7 +45,6 @@ from api.validation import (
 )
 from api.webhook_fields import WEBHOOK_FIELDS, parse_webhook
 from services import videos
-from services.registry import MAX_LIST_LIMIT
 from shared.errors import BadRequest, NotFound, NotReady, TooLarge
 from shared.jobs import JobKind, JobRecord, JobStatus, input_key, new_job_id
 from shared.video import VideoInfo, probe_video
@@ -54,7 +53,6 @@ from shared.video_params import VideoJobParams
 
 bp = Blueprint("videos", __name__, url_prefix="/v1/videos")
 
-DEFAULT_LIST_LIMIT = 20
 FILE_FIELDS = ("video", "style")
 FORM_FIELDS = ("params", *WEBHOOK_FIELDS)
 PARAMS_EXAMPLE = '{"mode": "optimize", "size": 256, "segment_frames": 24}'
@@ -138,9 +136,7 @@ def create_video() -> tuple[dict[str, Any], int, dict[str, str]]:
                                    styles=[u.image.sha256 for u in styles], webhook=webhook)
     record, created = idempotency.create_once(ctx, tenant, "videos", body, new_id=new_job_id, create=create,
                                               load=lambda video_id: _load(ctx, video_id))
-    headers = {"Location": video_url(record.id)}
-    if not created:
-        headers["Idempotent-Replayed"] = "true"
+    headers = creation_headers(video_url(record.id), created)
     return present_video(ctx, record), 202 if created else 200, headers
 
 
@@ -159,11 +155,7 @@ def read_video(ctx: ApiContext, file: Any) -> VideoUpload:
 @bp.get("")
 def list_videos() -> dict[str, Any]:
     ctx = api_context()
-    limit = int_query_arg(request, "limit", DEFAULT_LIST_LIMIT, 1, MAX_LIST_LIMIT)
-    records, next_cursor = ctx.registry.list(
-        status=request.args.get("status") or None, limit=limit, cursor=request.args.get("cursor") or None,
-        tenant=current_tenant(), kind=JobKind.VIDEO.value,
-    )
+    records, next_cursor = list_page(ctx.registry, JobKind.VIDEO)
     return {"videos": [present_video(ctx, record, with_segments=False) for record in records],
             "next_cursor": next_cursor}
 
