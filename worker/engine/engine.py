@@ -11,7 +11,7 @@ import dataclasses
 import importlib
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
@@ -23,6 +23,7 @@ from shared.geometry import JobGeometry, check_job
 from shared.params import StyleParams
 from shared.weights import WeightSource
 from worker.engine import backbones, color, images, losses, optimizers, tiling, wasserstein
+from worker.engine.lazy_preview import LazyPreview, preview_field
 from worker.engine.objective import ObjectiveSpec
 from worker.engine.targets import StyleTargets, targets_key
 
@@ -55,18 +56,14 @@ REFERENCE_NOISE_SEED = 0
 
 
 @dataclass
-class Progress:
+class Progress(LazyPreview):
     """What the engine reports every ``progress_every`` iterations (and at the end)."""
 
     iteration: int
     iterations: int
     losses: dict[str, float]
     elapsed_s: float
-    _preview: Callable[[], np.ndarray] = field(repr=False, default=lambda: np.zeros((1, 1, 3), np.uint8))
-
-    def preview(self) -> np.ndarray:
-        """The current image as uint8 (H, W, 3); computed only when asked for."""
-        return self._preview()
+    _preview: Callable[[], np.ndarray] = preview_field()  # the current image (lazy_preview.py)
 
 
 @dataclass

@@ -8,14 +8,16 @@ follows the engine's own ``Progress`` (``worker/engine/engine.py``): the preview
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from worker.engine.lazy_preview import LazyPreview, preview_field
+
 
 @dataclass
-class VideoProgress:
+class VideoProgress(LazyPreview):
     """Reported after each frame (``optimize`` may also report inside a frame's iterations).
 
     ``frame_index`` is the frame being (or just) styled, 0-based within the clip given; ``frames_done`` how many are
@@ -29,11 +31,7 @@ class VideoProgress:
     iterations: int
     losses: dict[str, float]
     elapsed_s: float
-    _preview: Callable[[], np.ndarray] = field(repr=False, default=lambda: np.zeros((1, 1, 3), np.uint8))
-
-    def preview(self) -> np.ndarray:
-        """The current frame as uint8 (H, W, 3); computed only when asked for."""
-        return self._preview()
+    _preview: Callable[[], np.ndarray] = preview_field()  # the current frame (lazy_preview.py)
 
 
 @dataclass
