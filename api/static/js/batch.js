@@ -1,9 +1,10 @@
 // A batch (#/batches/<id>): overall state and progress, and each item's state, progress and job link, a page of
 // items at a time (GET /v1/batches/{id}?offset=&limit=); cancel; the results ZIP.
 
-import { blobUrl, request } from "./api.js";
+import { blobUrl } from "./api.js";
 import { $, el, formatSeconds, isTerminal, setStatus, showError } from "./dom.js";
 import { watch } from "./live.js";
+import { bindCancel } from "./pages.js";
 
 const ITEMS_PAGE = 50;
 let current = null; // {id, limit, watcher}
@@ -60,15 +61,7 @@ export function leaveBatch() {
 
 export function initBatch() {
   $("batch-more").addEventListener("click", () => current && start(current.id, current.limit + ITEMS_PAGE));
-  $("batch-cancel").addEventListener("click", async () => {
-    if (!current) return;
-    try {
-      render(await request(`/v1/batches/${encodeURIComponent(current.id)}/cancel`, { method: "POST" }));
-      current.watcher.refresh();
-    } catch (err) {
-      showError($("batch-error"), err);
-    }
-  });
+  bindCancel("batch-cancel", () => current, "/v1/batches", render, "batch-error");
   $("batch-zip").addEventListener("click", async () => {
     if (!current) return;
     try {

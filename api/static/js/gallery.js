@@ -3,6 +3,7 @@
 
 import { BlobUrls, request } from "./api.js";
 import { $, el, formatTime, isTerminal, showError } from "./dom.js";
+import { bindPager, pageQuery, showPage } from "./pages.js";
 
 const PAGE_SIZE = 12;
 const REFRESH_MS = 2000;
@@ -37,18 +38,12 @@ async function load() {
   if (!view) return;
   const mine = view;
   clearTimeout(mine.timer);
-  const cursor = mine.cursors[mine.page];
-  const query = new URLSearchParams({ limit: String(PAGE_SIZE) });
-  if (cursor) query.set("cursor", cursor);
+  const query = pageQuery(mine, PAGE_SIZE);
   try {
     const body = await request(`/v1/jobs?${query}`);
     if (view !== mine) return;
     showError($("app-error"), null);
-    mine.next = body.next_cursor;
-    $("gallery-list").replaceChildren(...body.jobs.map(card));
-    $("gallery-empty").hidden = body.jobs.length > 0 || mine.page > 0;
-    $("gallery-newer").disabled = mine.page === 0;
-    $("gallery-older").disabled = !mine.next;
+    showPage("gallery", mine, body.jobs, body.next_cursor, card);
     $("gallery-page").textContent = `page ${mine.page + 1}`;
     if (body.jobs.some((job) => !isTerminal(job.status))) mine.timer = setTimeout(load, REFRESH_MS);
   } catch (err) {
@@ -70,17 +65,7 @@ export function leaveGallery() {
 }
 
 export function initGallery({ openBatch }) {
-  $("gallery-older").addEventListener("click", () => {
-    if (!view || !view.next) return;
-    view.cursors[view.page + 1] = view.next;
-    view.page += 1;
-    load();
-  });
-  $("gallery-newer").addEventListener("click", () => {
-    if (!view || view.page === 0) return;
-    view.page -= 1;
-    load();
-  });
+  bindPager("gallery", () => view, load);
   $("batch-open").addEventListener("submit", (event) => {
     event.preventDefault();
     const input = $("batch-open-id");

@@ -4,6 +4,7 @@
 import { BlobUrls, request } from "./api.js";
 import { $, el, formatTime, isTerminal, progressText, setStatus, showError } from "./dom.js";
 import { watch } from "./live.js";
+import { bindCancel, bindPager, pageQuery, showPage } from "./pages.js";
 
 const PAGE_SIZE = 20;
 let list = null; // {cursors, page, next, timer}
@@ -28,17 +29,12 @@ async function loadList() {
   if (!list) return;
   const mine = list;
   clearTimeout(mine.timer);
-  const query = new URLSearchParams({ limit: String(PAGE_SIZE) });
-  if (mine.cursors[mine.page]) query.set("cursor", mine.cursors[mine.page]);
+  const query = pageQuery(mine, PAGE_SIZE);
   try {
     const body = await request(`/v1/styles?${query}`);
     if (list !== mine) return;
     showError($("app-error"), null);
-    mine.next = body.next_cursor;
-    $("styles-list").replaceChildren(...body.styles.map(row));
-    $("styles-empty").hidden = body.styles.length > 0 || mine.page > 0;
-    $("styles-newer").disabled = mine.page === 0;
-    $("styles-older").disabled = !mine.next;
+    showPage("styles", mine, body.styles, body.next_cursor, row);
     if (body.styles.some((model) => !isTerminal(model.status))) mine.timer = setTimeout(loadList, 2000);
   } catch (err) {
     if (list === mine) showError($("app-error"), err, "The style models could not be loaded: ");
@@ -100,24 +96,6 @@ export function leaveStyles() {
 }
 
 export function initStyles() {
-  $("styles-older").addEventListener("click", () => {
-    if (!list || !list.next) return;
-    list.cursors[list.page + 1] = list.next;
-    list.page += 1;
-    loadList();
-  });
-  $("styles-newer").addEventListener("click", () => {
-    if (!list || list.page === 0) return;
-    list.page -= 1;
-    loadList();
-  });
-  $("style-cancel").addEventListener("click", async () => {
-    if (!detail) return;
-    try {
-      renderModel(await request(`/v1/styles/${encodeURIComponent(detail.id)}/cancel`, { method: "POST" }));
-      detail.watcher.refresh();
-    } catch (err) {
-      showError($("style-error"), err);
-    }
-  });
+  bindPager("styles", () => list, loadList);
+  bindCancel("style-cancel", () => detail, "/v1/styles", renderModel, "style-error");
 }

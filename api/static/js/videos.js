@@ -4,6 +4,7 @@
 import { BlobUrls, request } from "./api.js";
 import { $, el, formatTime, isTerminal, setStatus, showError } from "./dom.js";
 import { watch } from "./live.js";
+import { bindCancel, bindPager, pageQuery, showPage } from "./pages.js";
 
 const PAGE_SIZE = 12;
 let list = null; // {cursors, page, next, timer, blobs}
@@ -37,16 +38,11 @@ async function loadList() {
   if (!list) return;
   const mine = list;
   clearTimeout(mine.timer);
-  const query = new URLSearchParams({ limit: String(PAGE_SIZE) });
-  if (mine.cursors[mine.page]) query.set("cursor", mine.cursors[mine.page]);
+  const query = pageQuery(mine, PAGE_SIZE);
   try {
     const body = await request(`/v1/videos?${query}`);
     if (list !== mine) return;
-    mine.next = body.next_cursor;
-    $("videos-list").replaceChildren(...body.videos.map(card));
-    $("videos-empty").hidden = body.videos.length > 0 || mine.page > 0;
-    $("videos-newer").disabled = mine.page === 0;
-    $("videos-older").disabled = !mine.next;
+    showPage("videos", mine, body.videos, body.next_cursor, card);
     if (body.videos.some((video) => !isTerminal(video.status))) mine.timer = setTimeout(loadList, 2000);
   } catch (err) {
     if (list === mine) showError($("app-error"), err, "The videos could not be loaded: ");
@@ -113,24 +109,6 @@ export function leaveVideos() {
 }
 
 export function initVideos() {
-  $("videos-older").addEventListener("click", () => {
-    if (!list || !list.next) return;
-    list.cursors[list.page + 1] = list.next;
-    list.page += 1;
-    loadList();
-  });
-  $("videos-newer").addEventListener("click", () => {
-    if (!list || list.page === 0) return;
-    list.page -= 1;
-    loadList();
-  });
-  $("video-cancel").addEventListener("click", async () => {
-    if (!detail) return;
-    try {
-      renderVideo(await request(`/v1/videos/${encodeURIComponent(detail.id)}/cancel`, { method: "POST" }));
-      detail.watcher.refresh();
-    } catch (err) {
-      showError($("video-error"), err);
-    }
-  });
+  bindPager("videos", () => list, loadList);
+  bindCancel("video-cancel", () => detail, "/v1/videos", renderVideo, "video-error");
 }
