@@ -67,19 +67,20 @@ def _wait(stack: FaultStack, video_id: str, until: Any = None, timeout_s: float 
 
 
 def _wait_for_two_idle_workers(stack: FaultStack, timeout_s: float = 180) -> None:
-    """Both workers' pool processes up (advertising, pid alive) and no job running: the earlier cases kill pool
-    processes, and a restarting one takes no segment, so "both workers styled segments" would depend on timing."""
+    """Both workers' pool processes up (advertising, pid alive) and no message waiting in the queues: the earlier
+    cases kill pool processes, and a restarting one takes no segment, so "both workers styled segments" would
+    depend on timing. (Not "no job running": the earlier cases leave records behind that say so.)"""
     from services.capabilities import live_workers
-    from services.registry import JobRegistry
+    from shared.tasks import QUEUES
 
-    registry = JobRegistry(stack.redis)
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         alive = [w for w in live_workers(stack.redis) if _pid_alive(w.pid)]
-        if len(alive) >= 2 and registry.count_by_status().get("running", 0) == 0:
+        if len(alive) >= 2 and sum(int(stack.redis.llen(queue)) for queue in QUEUES) == 0:
             return
         time.sleep(0.5)
-    raise AssertionError(f"the fault stack did not have two idle workers within {timeout_s} s")
+    raise AssertionError(f"the fault stack did not have two live workers and empty queues within {timeout_s} s: "
+                         f"{live_workers(stack.redis)}")
 
 
 def _pid_alive(pid: int) -> bool:
