@@ -30,6 +30,13 @@ from shared.tasks import QUEUES
 
 from .conftest import CRASH_NAME, MAX_DELIVERIES, FaultStack, load_corpus
 
+# Videos whose segments both workers must share run first (pytest collects in this module's order): a case below
+# kills a whole worker, and after it the stack has one (tests/reliability/video_cases.py).
+from .video_cases import (  # noqa: F401 - collected here so they share this module's stack
+    test_two_workers_share_a_fast_video_with_a_model_the_service_trained,
+    test_two_workers_share_an_optimize_video_and_its_mp4_keeps_the_audio,
+)
+
 VALID_MODES = load_corpus().VALID_MODES
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -223,10 +230,8 @@ def test_redis_down_is_503_json_never_500(fault_stack: FaultStack):
     assert fault_stack.wait(job_id, 240)["status"] == "succeeded"
 
 
-# Videos on the same stack, after the cases above (tests/reliability/video_cases.py).
+# The other video cases on the same stack, after the cases above (tests/reliability/video_cases.py).
 from .video_cases import (  # noqa: E402, F401 - collected here so they share this module's stack
     test_a_worker_killed_mid_segment_costs_only_that_segment,
     test_cancel_stops_every_segment_and_the_video_ends_canceled,
-    test_two_workers_share_a_fast_video_with_a_model_the_service_trained,
-    test_two_workers_share_an_optimize_video_and_its_mp4_keeps_the_audio,
 )
