@@ -182,20 +182,21 @@ def cancel_video(video_id: str) -> tuple[dict[str, Any], int]:
 
 @bp.get("/<video_id>/result")
 def get_result(video_id: str) -> BaseResponse:
-    ctx = api_context()
-    record = require_video(ctx, video_id)
-    if record.status != JobStatus.SUCCEEDED or not record.result:
-        raise _not_ready(record)
-    return serve(ctx, record.result["key"], f"{video_id}.mp4", "video/mp4")
+    return _serve_output(video_id, "key", "mp4", "video/mp4")
 
 
 @bp.get("/<video_id>/poster")
 def get_poster(video_id: str) -> BaseResponse:
+    return _serve_output(video_id, "poster", "png", "image/png")
+
+
+def _serve_output(video_id: str, result_field: str, extension: str, content_type: str) -> BaseResponse:
+    """One of a finished video's stored outputs (``record.result[result_field]``); 409 until it has succeeded."""
     ctx = api_context()
     record = require_video(ctx, video_id)
     if record.status != JobStatus.SUCCEEDED or not record.result:
         raise _not_ready(record)
-    return serve(ctx, record.result["poster"], f"{video_id}.png", "image/png")
+    return serve(ctx, record.result[result_field], f"{video_id}.{extension}", content_type)
 
 
 # --- helpers --------------------------------------------------------------------------------------------------------
