@@ -20,10 +20,14 @@ decoded images' sizes, before it stores anything):
    limit and the image's size after scaling. Since the long side after scaling is ``size`` for the content and the
    style long side for styles, this depends only on the parameters and the layers, never on the image's aspect
    ratio: any image runs at a ``size`` (and ``style_scale``) the layers allow.
+4. **Coarse to fine** (``job_scale_sizes``). A job with ``min_size`` below ``size`` runs at a ladder of long sides,
+   ``min_size`` up by x sqrt(2) to ``size``; a rung the layers could not run at (content or styles) is dropped, so
+   a job the door accepts at ``size`` runs at every rung. Shape and refusal rules 1-3 apply at each rung.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -33,6 +37,10 @@ from shared.errors import ParamError
 
 # A style image's long side never goes below this (neural-style's -style_scale can make it tiny otherwise).
 MIN_STYLE_LONG_SIDE_PX = 16
+# crowsonkb/style-transfer-pytorch's step between coarse-to-fine scales (StyleTransfer.stylize).
+SCALE_RATIO = math.sqrt(2.0)
+# A rung within this factor of the output size is dropped: it costs nearly a full-size iteration and adds nothing.
+SCALE_MERGE_FACTOR = 1.1
 
 
 def scaled_shape(shape: Sequence[int], long_side_px: int) -> tuple[int, int]:
@@ -132,3 +140,26 @@ def check_job(params: Any, content_hw: tuple[int, int], style_hws: Sequence[tupl
     style = layers_or_default(params.backbone, params.style_layers, "style")
     return check_geometry(params.backbone, [n for n, _w in content], [n for n, _w in style], content_hw,
                           style_hws, params.size, params.style_scale)
+
+
+def scale_sizes(size_px: int, min_size_px: int, floor_px: int = 1, ratio: float = SCALE_RATIO) -> list[int]:
+    """Long sides from ``max(min_size_px, floor_px)`` up by ``ratio`` each, ending exactly at ``size_px``; a rung
+    within ``SCALE_MERGE_FACTOR`` of ``size_px`` is dropped. ``[size_px]`` (one scale) when the start is not below
+    ``size_px``."""
+    current = float(max(min_size_px, floor_px))
+    sizes = []
+    while current * SCALE_MERGE_FACTOR < size_px:
+        sizes.append(round(current))
+        current *= ratio
+    return [*sizes, size_px]
+
+
+def job_scale_sizes(params: Any) -> list[int]:
+    """The coarse-to-fine ladder of a ``shared.params.StyleParams``: ``scale_sizes(size, min_size)`` from the
+    smallest long side at which the content *and* the styles (``max(16, s x style_scale)``) reach the layers'
+    minimum input side, so every rung runs whenever ``size`` does."""
+    content = layers_or_default(params.backbone, params.content_layers, "content")
+    style = layers_or_default(params.backbone, params.style_layers, "style")
+    min_side = min_input_side_px(params.backbone, [n for n, _w in (*content, *style)])
+    floor_px = max(min_side, math.ceil(min_side / params.style_scale))
+    return scale_sizes(params.size, params.min_size, floor_px)

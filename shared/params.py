@@ -69,18 +69,27 @@ def _fmt(value: float | None) -> str:
 
 # Default weights (tuned by the engine on the sample pairs at 128-256 px; see worker/engine/losses.py): the engine's
 # content and style losses are relative (divided by their target's mean square), so both start near 1. Style 10
-# makes the style evident while the content stays recognisable (100 dissolves faces and buildings at 128 px);
-# TV 1e-3 (on a mean squared neighbour difference in 0-255 units, ~300 for photos) removes pixel noise without
-# blurring brush strokes. Adam's step of 10 pixel units per iteration (neural-style's default) halves the loss in
+# makes the style evident while the content stays recognisable (100 dissolves faces and buildings at 128 px).
+# TV 1e-4 (on a mean squared neighbour difference in 0-255 units, ~300 for photos, ~1500 for a painted result): the
+# earlier 1e-3 was the cause of the soft, washed-out brush texture (issue 13, item 0). The penalty is squared, so it
+# falls hardest on exactly the 4-16 px strokes; at 1e-3 it held the outputs' Gabor energy at those periods 15% under
+# the style's (bench/texture.py: gabor 0.21 against 0.13 at 1e-4 and 0.12 at 0, on the sample pairs at 256 px),
+# while the content weight, the style layer weights and the L-BFGS memory moved it by less than 0.01. 1e-4 keeps a
+# little smoothing against single-pixel speckle.
+# Adam's step of 10 pixel units per iteration (neural-style's default) halves the loss in
 # 20 iterations; 4 did not.
 PARAM_SPECS: tuple[ParamSpec, ...] = (
     ParamSpec("size", "int", 512, "Long side of the output in pixels.", 16, 4096),
-    ParamSpec("iterations", "int", 300, "Optimizer iterations.", 1, 10000),
+    ParamSpec("iterations", "int", 300, "Optimizer iterations at the output size (the last scale).", 1, 10000),
+    ParamSpec("min_size", "int", 4096, "Coarse to fine: long side in pixels of the first scale; each next scale is "
+              "sqrt(2) larger, up to size. At or above size: one scale.", 16, 4096),
+    ParamSpec("scale_iterations", "int", 100, "Coarse to fine: optimizer iterations at each scale below size.",
+              1, 10000),
     ParamSpec("backbone", "choice", "vgg19", "Pretrained network that defines content and style.", choices=BACKBONES),
     ParamSpec("optimizer", "choice", "lbfgs", "L-BFGS (scipy) or Adam.", choices=OPTIMIZERS),
     ParamSpec("content_weight", "float", 1.0, "Weight of the content loss.", 0, 1e9),
     ParamSpec("style_weight", "float", 10.0, "Weight of the style loss.", 0, 1e9),
-    ParamSpec("tv_weight", "float", 1e-3, "Weight of the total-variation loss.", 0, 1e9),
+    ParamSpec("tv_weight", "float", 1e-4, "Weight of the total-variation loss.", 0, 1e9),
     ParamSpec("style_blend", "float_list", None, "Blend weight per style image (default: equal).", 0, 1e6),
     ParamSpec("style_mix", "choice", "gram", "How several styles mix with the blend weights: gram averages their "
               "Gram matrices; wasserstein matches the Wasserstein-2 barycenter of their feature Gaussians (mean and "
@@ -163,6 +172,8 @@ class StyleParams(SpecParams):
 
     size: int = _default("size")
     iterations: int = _default("iterations")
+    min_size: int = _default("min_size")
+    scale_iterations: int = _default("scale_iterations")
     backbone: str = _default("backbone")
     optimizer: str = _default("optimizer")
     content_weight: float = _default("content_weight")

@@ -50,8 +50,10 @@ DEFAULT_LATER_ITERATIONS_FRACTION = 0.5
 DEFAULT_TEMPORAL_BLEND = 0.5
 
 MAX_VIDEO_SIZE = 1024
-# Gatys keys that are the video's own (the video spec replaces them) or make no sense per frame.
-VIDEO_OWNED_STYLE_KEYS = frozenset({"size", "iterations", "style_model", "refine_iterations"})
+# Gatys keys that are the video's own (the video spec replaces them) or make no sense per frame: each frame after
+# the first starts from the warped previous one at the output size, so coarse to fine has nothing to do.
+VIDEO_OWNED_STYLE_KEYS = frozenset({"size", "iterations", "style_model", "refine_iterations", "min_size",
+                                    "scale_iterations"})
 
 VIDEO_PARAM_SPECS: tuple[ParamSpec, ...] = (
     ParamSpec("mode", "choice", "optimize", "optimize: Ruder et al.'s method on the Gatys engine (style images); "

@@ -82,6 +82,16 @@ def test_second_job_reuses_the_backbone_of_the_worker_process(local_stack: Stack
     assert second["metrics"]["backbone_build_s"] == first["metrics"]["backbone_build_s"]
 
 
+def test_a_coarse_to_fine_job_runs_every_scale_and_returns_the_output_size(local_stack: Stack):
+    job = wait_terminal(local_stack, submit(local_stack, size=48, min_size=24, scale_iterations=2, iterations=2))
+    assert job["status"] == "succeeded", job
+    scales = job["metrics"]["scales"]
+    assert [s["size_px"] for s in scales] == [24, 34, 48] and [s["iterations"] for s in scales] == [2, 2, 2]
+    assert job["metrics"]["iterations_run"] == sum(s["iterations_run"] for s in scales)
+    image = Image.open(io.BytesIO(local_stack.client.result_bytes(job["id"])))
+    assert max(image.size) == 48
+
+
 def test_cancel_a_queued_job_and_a_running_job(local_stack: Stack):
     stack = local_stack
     long_id = submit(stack, size=64, iterations=5000, progress_every=2)
@@ -135,6 +145,7 @@ BAD_INPUTS = [
     ("unsupported format", {"content": ("c.tif", _tiff())}, {}, 415, "unsupported_media_type"),
     ("size out of range", {}, {"size": 99999}, 422, "param_out_of_range"),
     ("unknown backbone", {}, {"backbone": "resnet"}, 422, "param_out_of_range"),
+    ("first scale too small", {}, {"min_size": 8}, 422, "param_out_of_range"),
 ]
 
 

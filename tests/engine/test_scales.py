@@ -1,12 +1,14 @@
-"""Coarse-to-fine (worker/engine/scales.py): the size ladder, and a tiny two-scale run with random weights."""
+"""Coarse-to-fine (shared/geometry.py's ladder, worker/engine/scales.py): the size ladder, the door's floor, and
+tiny runs through ``stylize`` with random weights."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
+from shared.geometry import check_job, job_scale_sizes, scale_sizes
 from shared.params import StyleParams
-from worker.engine.scales import iterations_per_scale, scale_sizes
+from worker.engine.scales import iterations_per_scale
 
 
 def test_sizes_climb_by_sqrt2_and_end_at_the_output_size():
@@ -14,24 +16,58 @@ def test_sizes_climb_by_sqrt2_and_end_at_the_output_size():
     assert scale_sizes(512, 512) == [512] and scale_sizes(256, 1024) == [256]
     assert scale_sizes(135, 64) == [64, 91, 135]  # 64 * 2 = 128 lies within 10% of 135: dropped
     assert scale_sizes(48, 24) == [24, 34, 48]
+    assert scale_sizes(512, 16, floor_px=200) == [200, 283, 400, 512]
 
 
-def test_every_scale_gets_the_iterations():
-    assert iterations_per_scale(300, 3) == [300, 300, 300]
+def test_the_ladder_starts_where_the_layers_and_the_style_scale_allow():
+    # block5_pool needs 32 px; at style_scale 0.5 the style is half the output, so the ladder starts at 64.
+    deep = StyleParams(size=256, min_size=16, style_layers=(("block5_pool", 1.0),), style_scale=0.5)
+    sizes = job_scale_sizes(deep)
+    assert sizes[0] == 64 and sizes[-1] == 256
+    for size_px in sizes:  # what the door accepts at `size` runs at every rung
+        check_job(deep.replace(size=size_px), (300, 400), [(600, 800)])
+    assert job_scale_sizes(StyleParams(size=512)) == [512]  # the default min_size: one scale
+    assert job_scale_sizes(StyleParams(size=512, min_size=128)) == [128, 181, 256, 362, 512]
+
+
+def test_scales_below_the_output_get_scale_iterations_and_the_last_gets_iterations():
+    params = StyleParams(iterations=40, scale_iterations=15)
+    assert iterations_per_scale(params, 3) == [15, 15, 40]
+    assert iterations_per_scale(params, 1) == [40]
+
+
+def _c2f(**values) -> StyleParams:
+    return StyleParams.from_mapping({"size": 40, "min_size": 28, "iterations": 2, "scale_iterations": 3,
+                                     "progress_every": 1, "precision": "float32", **values})
 
 
 @pytest.mark.slow  # builds VGG19 and traces a step per size, like tests/engine/test_stylize.py
-def test_two_scales_run_and_carry_the_image_up(cat, starry_night, random_weights):
-    from worker.engine.scales import stylize_coarse_to_fine
+def test_stylize_runs_coarse_to_fine_and_carries_the_image_up(cat, starry_night, random_weights):
+    from worker.engine import stylize
 
     seen = []
-    params = StyleParams.from_mapping({"size": 40, "iterations": 2, "progress_every": 1, "precision": "float32"})
-    result = stylize_coarse_to_fine(cat, [starry_night], params, 28, lambda p: seen.append((p.iteration,
-                                                                                                 p.iterations)),
-                                    weights=random_weights)
+    result = stylize(cat, [starry_night], _c2f(), lambda p: seen.append((p.iteration, p.iterations)),
+                     weights=random_weights)
     scales = result.metrics["scales"]
     assert [s["size_px"] for s in scales] == [28, 40] and max(result.image.shape[:2]) == 40
+    assert [s["iterations"] for s in scales] == [3, 2]
     assert result.metrics["iterations_run"] == sum(s["iterations_run"] for s in scales) > 0
-    assert [i for i, _total in seen] == sorted(i for i, _total in seen) and {t for _i, t in seen} == {4}
+    assert [i for i, _total in seen] == sorted(i for i, _total in seen) and {t for _i, t in seen} == {5}
     assert np.all(np.isfinite(list(result.metrics["losses"]["final"].values())))
     assert not result.cancelled
+
+
+@pytest.mark.slow
+def test_a_cancel_during_the_first_scale_stops_the_whole_run(cat, starry_night, random_weights):
+    from worker.engine import stylize
+
+    result = stylize(cat, [starry_night], _c2f(), lambda p: p.iteration >= 1, weights=random_weights)
+    assert result.cancelled and [s["size_px"] for s in result.metrics["scales"]] == [28]
+
+
+@pytest.mark.slow
+def test_an_init_image_refines_at_the_output_size_only(cat, starry_night, random_weights):
+    from worker.engine import stylize
+
+    result = stylize(cat, [starry_night], _c2f(), weights=random_weights, init_image=cat)
+    assert "scales" not in result.metrics and result.metrics["iterations_run"] == 2

@@ -19,12 +19,12 @@ import keras
 import numpy as np
 
 from shared.errors import EngineError, ParamError
-from shared.geometry import JobGeometry, check_job
+from shared.geometry import JobGeometry, check_job, job_scale_sizes
 from shared.params import StyleParams
 from shared.weights import WeightSource
-from worker.engine import backbones, color, images, losses, optimizers, tiling, wasserstein
-from worker.engine.lazy_preview import LazyPreview, preview_field
+from worker.engine import backbones, color, images, losses, optimizers, scales, tiling, wasserstein
 from worker.engine.objective import ObjectiveSpec
+from worker.engine.results import Progress, StyleResult
 from worker.engine.targets import StyleTargets, targets_key
 
 # Keras backend -> the module holding everything backend-specific (traced loss and gradient, forward features,
@@ -53,24 +53,6 @@ LOSS_NAMES = ("content", "style", "tv", "total")
 NOISE_INIT_STD = 48.0
 # Seed of the noise image whose features set the floor of the relative losses' normalisers (losses.py).
 REFERENCE_NOISE_SEED = 0
-
-
-@dataclass
-class Progress(LazyPreview):
-    """What the engine reports every ``progress_every`` iterations (and at the end)."""
-
-    iteration: int
-    iterations: int
-    losses: dict[str, float]
-    elapsed_s: float
-    _preview: Callable[[], np.ndarray] = preview_field()  # the current image (lazy_preview.py)
-
-
-@dataclass
-class StyleResult:
-    image: np.ndarray  # uint8 (H, W, 3), long side == params.size
-    metrics: dict[str, Any]
-    cancelled: bool
 
 
 def resolve_precision(requested: str) -> str:
@@ -446,7 +428,31 @@ def stylize(
     ``init_image`` (uint8 RGB) starts the optimisation from that picture instead of ``params.init``: a fast-style
     network's output refined by a few Gatys iterations (resized to the output size, padded like the content).
     ``memory_budget_bytes``: the most one loss-and-gradient pass may hold; a larger image runs in exact tiles
-    (tiling.py; None: never tiled)."""
+    (tiling.py; None: never tiled).
+
+    With ``params.min_size`` below ``params.size`` the job runs coarse to fine (scales.py) over
+    ``job_scale_sizes(params)``; an ``init_image`` always runs at the output size only, since the picture it
+    gives is meant to be refined, not repainted from a thumbnail of it."""
+    kwargs = {"style_targets": style_targets, "weights": weights, "memory_budget_bytes": memory_budget_bytes}
+    sizes = job_scale_sizes(params) if init_image is None else [params.size]
+    if len(sizes) == 1:
+        return stylize_at_size(content, styles, params, on_progress, init_image=init_image, **kwargs)
+    return scales.stylize_coarse_to_fine(stylize_at_size, content, styles, params, sizes, on_progress, **kwargs)
+
+
+def stylize_at_size(
+    content: np.ndarray,
+    styles: list[np.ndarray],
+    params: StyleParams,
+    on_progress: Callable[[Progress], bool | None] | None = None,
+    *,
+    style_targets: StyleTargets | None = None,
+    weights: WeightSource | None = None,
+    init_image: np.ndarray | None = None,
+    memory_budget_bytes: int | None = None,
+) -> StyleResult:
+    """One scale of ``stylize``: ``params.iterations`` at long side ``params.size`` (``params.min_size`` is not
+    read)."""
     started = time.perf_counter()
     job = _prepare(content, styles, params, weights, memory_budget_bytes)
     targets_state = "computed"

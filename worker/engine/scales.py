@@ -7,68 +7,54 @@ small size the optimiser settles the large structures of the style in few cheap 
 ("Controlling perceptual factors in neural style transfer") make the same coarse-to-fine argument for large outputs.
 
 Choices (where the issue is silent):
-- the sizes are ``min_size`` x ``sqrt(2)^k`` rounded, up to but below ``size``, then ``size`` itself
-  (``scale_sizes``); a ``min_size`` at or above ``size`` is one scale, today's single-scale run;
-- every scale runs ``params.iterations`` with ``params.early_stop_*`` (crowsonkb runs the same iteration count at
-  every scale); the split that gives the best picture per second is for ``bench/`` to find, and ``iterations_per_scale``
-  is the one place to change it;
+- the ladder is ``shared.geometry.job_scale_sizes``: ``min_size`` x ``sqrt(2)^k`` up to ``size`` (a rung within 10%
+  of ``size`` dropped, rungs the layers cannot run at skipped), so the door and the engine agree on it;
+- every scale below ``size`` runs ``scale_iterations``, the last ``iterations`` (what a single-scale job runs), each
+  with the job's ``early_stop_*``; crowsonkb runs one count at every scale, but a full-size iteration costs as much
+  as all the smaller ones together, so the split is a parameter (``bench/quality_time.py`` measures it: with
+  ``min_size`` 128 and 100 iterations per smaller scale a 512 px job passes the single-scale 300-iteration score in
+  about a third of that run's time, docs/engine.md "Coarse to fine");
 - the style targets are computed per scale (the style image is scaled with the output, ``style_scale``), and the
-  next scale starts from the previous output (uint8, resized by ``stylize``'s ``init_image`` path).
+  next scale starts from the previous output (uint8, resized by the single-size engine's ``init_image`` path).
 
-This module only composes ``engine.stylize``; it adds no loss, backend or file handling.
+This module only composes the single-size ``stylize_at_size`` it is given; it adds no loss, backend or file handling.
 """
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
 from shared.params import StyleParams
-from shared.weights import WeightSource
-from worker.engine.engine import Progress, StyleResult, stylize
+from worker.engine.results import Progress, StyleResult
 
-SCALE_RATIO = math.sqrt(2.0)  # crowsonkb/style-transfer-pytorch's step between scales
-
-
-def scale_sizes(size_px: int, min_size_px: int, ratio: float = SCALE_RATIO) -> list[int]:
-    """Long sides from ``min_size_px`` up by ``ratio`` each, ending exactly at ``size_px``. A step that would land
-    within 10% of ``size_px`` is dropped (a scale so close to the last costs nearly as much and adds nothing)."""
-    if min_size_px >= size_px:
-        return [size_px]
-    sizes = []
-    current = float(min_size_px)
-    while current * 1.1 < size_px:
-        sizes.append(round(current))
-        current *= ratio
-    return [*sizes, size_px]
+StylizeAtSize = Callable[..., StyleResult]
 
 
-def iterations_per_scale(iterations: int, scale_count: int) -> list[int]:
-    """Iterations at each scale, coarsest first: ``iterations`` at every scale (module docstring)."""
-    return [iterations] * scale_count
+def iterations_per_scale(params: StyleParams, scale_count: int) -> list[int]:
+    """Iterations at each scale, coarsest first: ``scale_iterations`` below the output size, ``iterations`` at it."""
+    return [params.scale_iterations] * (scale_count - 1) + [params.iterations]
 
 
 def stylize_coarse_to_fine(
+    stylize_at_size: StylizeAtSize,
     content: np.ndarray,
     styles: list[np.ndarray],
     params: StyleParams,
-    min_size_px: int,
+    sizes: list[int],
     on_progress: Callable[[Progress], bool | None] | None = None,
-    *,
-    weights: WeightSource | None = None,
-    memory_budget_bytes: int | None = None,
+    **engine_kwargs: Any,
 ) -> StyleResult:
-    """``stylize`` at each of ``scale_sizes(params.size, min_size_px)``, each scale started from the previous
-    output. Progress counts iterations over all scales; a callback returning True (cancel) stops at once and the
-    result is that scale's best image (at that scale's size), marked cancelled. ``metrics["scales"]`` has each
-    scale's size, iterations run and seconds; the other metrics are the last scale's, with ``seconds`` and
-    ``iterations_run`` for all."""
+    """``stylize_at_size`` at each long side in ``sizes``, each scale started from the previous output. Progress
+    counts iterations over all scales; a callback returning True (cancel) stops at once and the result is that
+    scale's best image (at that scale's size), marked cancelled. ``metrics["scales"]`` has each scale's size,
+    iterations run and seconds; the other metrics are the last scale's, with ``seconds`` and ``iterations_run`` for
+    all scales."""
     started = time.perf_counter()
-    sizes = scale_sizes(params.size, min_size_px)
-    budgets = iterations_per_scale(params.iterations, len(sizes))
+    budgets = iterations_per_scale(params, len(sizes))
     total = sum(budgets)
     done = 0
     image: np.ndarray | None = None
@@ -83,8 +69,7 @@ def stylize_coarse_to_fine(
             return on_progress(Progress(offset + progress.iteration, total, progress.losses,
                                         time.perf_counter() - started, progress.preview))
 
-        result = stylize(content, styles, scale_params, report, weights=weights, init_image=image,
-                         memory_budget_bytes=memory_budget_bytes)
+        result = stylize_at_size(content, styles, scale_params, report, init_image=image, **engine_kwargs)
         done += result.metrics["iterations_run"]
         per_scale.append({"size_px": size_px, "iterations": iterations,
                           "iterations_run": result.metrics["iterations_run"],
@@ -93,7 +78,7 @@ def stylize_coarse_to_fine(
         image = result.image
         if result.cancelled:
             break
-    assert result is not None  # scale_sizes returns at least one size
-    metrics = {**result.metrics, "scales": per_scale, "iterations_run": done,
-               "seconds": time.perf_counter() - started, "min_size_px": min_size_px}
+    assert result is not None  # a ladder has at least one size
+    metrics = {**result.metrics, "scales": per_scale, "iterations": total, "iterations_run": done,
+               "seconds": time.perf_counter() - started, "min_size_px": sizes[0]}
     return StyleResult(result.image, metrics, result.cancelled)
