@@ -271,6 +271,13 @@ def gabor_distance(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.sqrt(np.mean((np.log(ea + GABOR_EPS) - np.log(eb + GABOR_EPS)) ** 2)))
 
 
+def gabor_bias(a: np.ndarray, b: np.ndarray) -> float:
+    """Signed mean over bands of ``log(e_a / e_b)``: below 0 when ``a`` has less fine-texture energy than the
+    reference ``b`` (softer), above 0 when more (noisier); ``gabor_distance`` cannot tell the two apart."""
+    ea, eb = gabor_energy(a), gabor_energy(b)
+    return float(np.mean(np.log(ea + GABOR_EPS) - np.log(eb + GABOR_EPS)))
+
+
 # --- all together -------------------------------------------------------------------------------------------------
 
 

@@ -33,8 +33,8 @@ GAP_PX = 6
 JPEG_QUALITY = 85
 
 
-def find_image(kind: str, name: str) -> Path | None:
-    for directory in IMAGE_DIRS:
+def find_image(kind: str, name: str, directories: tuple[Path, ...] = IMAGE_DIRS) -> Path | None:
+    for directory in directories:
         if (directory / kind / name).is_file():
             return directory / kind / name
     return None

@@ -103,6 +103,14 @@ def test_gabor_energy_sees_fine_texture():
     assert np.unravel_index(np.argmax(energy), energy.shape) == (0, 0)
 
 
+def test_gabor_bias_says_softer_or_noisier():
+    a = photo()
+    assert ev.gabor_bias(a, a) == pytest.approx(0.0, abs=1e-12)
+    assert ev.gabor_bias(blurred(a, 2), a) < ev.gabor_bias(blurred(a, 1), a) < 0  # blur removes fine energy
+    noisy = np.clip(a + np.random.default_rng(1).normal(0, 30, a.shape), 0, 255).astype(np.uint8)
+    assert ev.gabor_bias(noisy, a) > 0
+
+
 def test_evaluate_resizes_content_and_style_and_the_cli_prints_json(tmp_path, capsys):
     from PIL import Image
 
