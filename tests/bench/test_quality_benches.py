@@ -1,5 +1,6 @@
-"""bench/texture.py, bench/quality_time.py and bench/chart.py (issue 13): they run end to end on the repository's
-sample pair with the real VGG19 at a tiny size and write what the docs read; the chart draws from a results file."""
+"""bench/texture.py, bench/quality_time.py, bench/chart.py and bench/cpu_settings.py (issue 13): they run end to
+end on the repository's sample pair with the real VGG19 at a tiny size and write what the docs read; the chart
+draws from a results file."""
 
 from __future__ import annotations
 
@@ -81,3 +82,13 @@ def test_texture_scores_each_variant_with_the_signed_gabor_bias(tmp_path):
     assert set(report["summary"]) == {"smooth", "notv"}
     assert report["summary"]["smooth"]["gabor_bias"] < report["summary"]["notv"]["gabor_bias"]  # TV smooths
     assert len(list((tmp_path / "png").glob("*.png"))) == 2
+
+
+@pytest.mark.slow
+def test_cpu_settings_times_each_variant_in_its_own_process(tmp_path):
+    out = tmp_path / "cpu.json"
+    run("cpu_settings.py", "--size", "32", "--passes", "1", "--variants", "default,inter_op_1", "--json-out", str(out))
+    report = json.loads(out.read_text())
+    assert set(report["seconds"]) == {"default", "inter_op_1"}
+    assert all(0 < seconds < 60 for seconds in report["seconds"].values())
+    assert report["ratio_to_torch"] is None  # no --torch-python given
