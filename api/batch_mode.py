@@ -10,7 +10,8 @@
   decision and its figures are kept in the batch record (``mode_reason``).
 
 The costs ``auto`` uses are the ones ``bench/fast.py`` measured on the 2-core CPU (AMD EPYC, AVX2), scaled by pixel
-count and network width; a GPU worker pool would want its own figures (``bench/gpu.sh``), which we have not measured.
+count and network width (a coarse-to-fine job by ``job_output_iterations``, its rungs' iterations weighted by their
+pixels); a GPU worker pool would want its own figures (``bench/gpu.sh``), which we have not measured.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from dataclasses import dataclass
 
 from shared.errors import BadRequest
 from shared.fast_costs import FastCosts, choose_mode
+from shared.geometry import job_output_iterations
 from shared.params import StyleParams
 from shared.train_params import TrainParams
 
@@ -45,7 +47,7 @@ def estimated_costs(params: StyleParams, train: TrainParams) -> FastCosts:
         train_s=0.0 if params.style_model else train.steps * train.batch_size * TRAIN_CROP_S_AT_256
         * (train.size / 256) ** 2,
         apply_s=APPLY_S_AT_512_WIDTH_HALF * pixels * (train.width / 0.5),
-        optimize_s=GATYS_ITERATION_S_AT_512 * pixels * params.iterations,
+        optimize_s=GATYS_ITERATION_S_AT_512 * pixels * job_output_iterations(params),
     )
 
 

@@ -114,6 +114,7 @@ def bench_backbone(backbone: str, content_rgb: Any, style_rgb: Any, args: argpar
     params = StyleParams.from_mapping({
         "backbone": backbone, "size": args.size, "iterations": args.iterations, "precision": args.precision,
         "optimizer": args.optimizer, "progress_every": args.iterations, "seed": 0,
+        "min_size": args.size,  # one scale: this measures an iteration at --size, not a coarse-to-fine job
     })
     # The warm-up run is the timed workload itself: it builds the backbone (or loads the cached one), traces the
     # step for this size and then runs the same iterations once, untimed. With a 2-iteration warm-up the first

@@ -15,9 +15,11 @@ Subcommands
   seconds, the load average) under ``--out`` (default ``bench/results/fast/``).
 - ``apply``: one forward pass at each ``--sizes`` (square-ish content, long side S) for each ``--widths``
   network (fresh networks: a forward pass costs the same whatever the weights), against the Gatys engine at its
-  defaults (L-BFGS, 300 iterations) at the same size, measured in the same process: the Gatys job time is
-  ``setup + 300 x seconds_per_iteration`` from a short run (``--gatys-iterations``, after an untimed warm-up of
-  the same size), i.e. extrapolated, and the JSON says so.
+  defaults (L-BFGS, coarse to fine: 100 iterations at each scale from 128 px) at the same size, measured in the same
+  process: the Gatys job time is extrapolated from a short single-scale run at the output size
+  (``--gatys-iterations``, after an untimed warm-up of the same size) as each rung's ``setup + iterations x
+  seconds_per_iteration`` weighted by the rung's pixels relative to the output's
+  (``shared.geometry.job_output_iterations``'s rule), and the JSON says so.
 - ``breakeven``: from the measured costs, for each size and each recorded training, the smallest batch N for which
   ``train + N x apply`` is cheaper than ``N x Gatys`` (``shared.fast_costs``; the service's ``mode=auto`` uses the
   same function). Part of ``all``; the subcommand recomputes it from a stored ``all`` document.
@@ -52,7 +54,6 @@ PAIRS = (  # the sample pairs that ship in the repository (bench/sheets.py has a
     ("chelsea_cat.jpg", "vangogh_starry_night.jpg"),
     ("astronaut_portrait.jpg", "munch_the_scream.jpg"),
 )
-GATYS_DEFAULT_ITERATIONS = 300  # shared.params.StyleParams' default, checked at run time
 
 
 def load_average() -> list[float]:
@@ -161,24 +162,30 @@ def time_calls(fn: Any, count: int) -> list[float]:
 
 
 def gatys_job(content: Any, style: Any, size: int, iterations: int) -> dict[str, Any]:
-    """The Gatys engine at its defaults at ``size``: a warm-up run of ``iterations`` (untimed: builds the backbone,
-    traces the step for this size), then a timed run of ``iterations``; the 300-iteration job is extrapolated as
-    ``setup + 300 x seconds_per_iteration`` of the timed run (setup: everything but the optimisation)."""
+    """The Gatys engine at its defaults at ``size``: a warm-up run of ``iterations`` at one scale (untimed: builds
+    the backbone, traces the step for this size), then a timed run of ``iterations``; the default job is
+    extrapolated from the timed run as ``sum over its rungs of (rung / size)^2 x (setup + iterations x
+    seconds_per_iteration)`` (setup: everything but the optimisation; both grow with the pixels)."""
+    from shared.geometry import job_scale_iterations, job_scale_sizes
     from shared.params import StyleParams
     from worker.engine import stylize
 
-    defaults = StyleParams()
-    params = StyleParams.from_mapping({"size": size, "iterations": iterations, "progress_every": iterations})
+    defaults = StyleParams.from_mapping({"size": size})
+    rungs = job_scale_sizes(defaults)
+    rung_iterations = job_scale_iterations(defaults, len(rungs))
+    params = defaults.replace(iterations=iterations, progress_every=iterations, min_size=size)
     load = load_average()
     stylize(content, [style], params, weights=weight_source())
     timed = stylize(content, [style], params, weights=weight_source()).metrics
-    setup_s = timed["seconds"] - timed["optimize_seconds"]
+    setup_s, per_iteration_s = timed["seconds"] - timed["optimize_seconds"], timed["seconds_per_iteration"]
+    job_s = sum((rung / size) ** 2 * (setup_s + count * per_iteration_s)
+                for rung, count in zip(rungs, rung_iterations, strict=True))
     return {
         "size_px": timed["size_px"], "optimizer": timed["optimizer"], "precision": timed["precision"],
-        "iterations_timed": iterations, "default_iterations": defaults.iterations,
-        "seconds_per_iteration": timed["seconds_per_iteration"], "setup_seconds": setup_s,
-        "job_seconds_extrapolated": setup_s + defaults.iterations * timed["seconds_per_iteration"],
-        "extrapolated": f"setup + {defaults.iterations} x seconds_per_iteration of a {iterations}-iteration run",
+        "iterations_timed": iterations, "default_scales_px": rungs, "default_iterations": rung_iterations,
+        "seconds_per_iteration": per_iteration_s, "setup_seconds": setup_s, "job_seconds_extrapolated": job_s,
+        "extrapolated": f"sum over the default rungs {rungs} of (rung/size)^2 x (setup + iterations x "
+                        f"seconds_per_iteration), from a {iterations}-iteration run at {size} px",
         "load_before": load,
     }
 
@@ -327,7 +334,7 @@ def cmd_quality(args: argparse.Namespace) -> dict[str, Any]:
         sheet = compose_sheet([(Image.fromarray(at), "content"), (Image.fromarray(style), "style"),
                                (Image.fromarray(fast),
                                 f"fast ({steps} steps, {train_min:.0f} min; {1000 * fast_s:.0f} ms)"),
-                               (Image.fromarray(gatys), f"Gatys (300 it., {result.metrics['seconds']:.0f} s)")],
+                               (Image.fromarray(gatys), f"Gatys (defaults, {result.metrics['seconds']:.0f} s)")],
                               args.size)
         args.sheets.mkdir(parents=True, exist_ok=True)
         sheet_path = args.sheets / f"{stem}_fast.png"  # PNG: no JPEG artefacts on top of the fine texture judged
@@ -393,7 +400,7 @@ def cmd_batch(args: argparse.Namespace) -> dict[str, Any]:
     started = time.perf_counter()
     model = train([style], builtin_training_images(), params, budget, weights=weight_source()).model
     train_s = time.perf_counter() - started
-    gatys = StyleParams.from_mapping({"size": args.size})  # the Gatys job at its defaults (300 iterations)
+    gatys = StyleParams.from_mapping({"size": args.size})  # the Gatys job at its defaults (coarse to fine)
     optimize_s: list[float] = []
     apply_s: list[float] = []
     feedforward.stylize_fast(model, contents[0], size=args.size)  # traces the forward pass (counted in setup)

@@ -81,7 +81,7 @@ def child(args: argparse.Namespace) -> None:
     phases.end("imports (TensorFlow, Keras, numpy)")
     content = np.asarray(Image.open(args.content).convert("RGB"))
     style = np.asarray(Image.open(args.style).convert("RGB"))
-    params = StyleParams(size=args.size, iterations=args.iterations)
+    params = StyleParams(size=args.size, iterations=args.iterations, min_size=args.size)  # one scale
     budget = args.budget_bytes or None
     job = engine._prepare(content, [style], params, None, budget)
     phases.end("backbone build and weights, images prepared")

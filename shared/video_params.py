@@ -143,7 +143,8 @@ class VideoJobParams:
             video_values["mode"] = "fast"
         video = VideoParams.from_mapping(video_values)
         frame_values = {name: value for name, value in values.items() if name not in VIDEO_SPECS_BY_NAME}
-        frame = StyleParams.from_mapping(frame_values).replace(size=video.size, iterations=video.iterations)
+        frame = StyleParams.from_mapping(frame_values).replace(size=video.size, iterations=video.iterations,
+                                                               min_size=video.size)  # one scale
         return cls(video=video, frame=frame)
 
     def with_styles(self, style_count: int) -> VideoJobParams:

@@ -7,7 +7,10 @@ import json
 
 import pytest
 
+from api.batch_mode import GATYS_ITERATION_S_AT_512
 from services.queue import queued_messages
+from shared.geometry import job_output_iterations
+from shared.params import StyleParams
 
 from .conftest import image_bytes
 
@@ -59,9 +62,12 @@ def test_the_reconciler_leaves_waiting_children_alone_until_the_training_ends(ba
 
 
 def test_auto_optimizes_a_small_batch_and_trains_for_a_large_one_and_says_why(batch_api):
-    defaults: dict = {}  # 512 px, 300 iterations: the job whose cost auto weighs against training
+    defaults: dict = {}  # 512 px coarse to fine: the job whose cost auto weighs against training
     small = _create(batch_api, "auto", contents=1, params=defaults).json
     assert small["mode"] == "optimize" and small["mode_reason"].startswith("auto: 1 images")
+    # priced by its rungs (about 194 output-size iterations' work), not as 100 iterations at 512 px
+    per_image_s = GATYS_ITERATION_S_AT_512 * job_output_iterations(StyleParams())
+    assert f"1 x {per_image_s:.3g} s" in small["mode_reason"] and per_image_s > 190 * GATYS_ITERATION_S_AT_512
     assert small["style_model"] is None
     large = _create(batch_api, "auto", contents=1, params=defaults, expected_items="500").json
     assert large["mode"] == "fast" and "501 images" in large["mode_reason"] and large["style_model"]

@@ -38,7 +38,11 @@ def test_train_then_all_writes_model_curve_breakeven_quality_and_sheets(tmp_path
                  "--size", "32", "--pairs", "chelsea_cat.jpg", "--out", str(out), "--sheets", str(sheets),
                  "--json-out", str(tmp_path / "all.json"))
     row = report["apply"]["rows"][0]
-    assert row["gatys"]["default_iterations"] == 300 and "extrapolated" in row["gatys"]
+    # at 32 px the default ladder is one rung (min_size 128 is above the size): the default job is 100 iterations
+    assert row["gatys"]["default_scales_px"] == [32] and row["gatys"]["default_iterations"] == [100]
+    gatys = row["gatys"]
+    expected_s = gatys["setup_seconds"] + 100 * gatys["seconds_per_iteration"]
+    assert gatys["job_seconds_extrapolated"] == pytest.approx(expected_s)
     assert row["fast"][0]["speedup_vs_gatys_job"] > 0
     even = report["breakeven"][0]
     assert even["break_even_batch"] is None or even["break_even_batch"] >= 1

@@ -6,9 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from shared.geometry import check_job, job_scale_sizes, scale_sizes
+from shared.geometry import check_job, job_output_iterations, job_scale_iterations, job_scale_sizes, scale_sizes
 from shared.params import StyleParams
-from worker.engine.scales import iterations_per_scale
 
 
 def test_sizes_climb_by_sqrt2_and_end_at_the_output_size():
@@ -26,14 +25,24 @@ def test_the_ladder_starts_where_the_layers_and_the_style_scale_allow():
     assert sizes[0] == 64 and sizes[-1] == 256
     for size_px in sizes:  # what the door accepts at `size` runs at every rung
         check_job(deep.replace(size=size_px), (300, 400), [(600, 800)])
-    assert job_scale_sizes(StyleParams(size=512)) == [512]  # the default min_size: one scale
-    assert job_scale_sizes(StyleParams(size=512, min_size=128)) == [128, 181, 256, 362, 512]
+    assert job_scale_sizes(StyleParams(size=512)) == [128, 181, 256, 362, 512]  # the default: coarse to fine
+    assert job_scale_sizes(StyleParams(size=512, min_size=512)) == [512]
+    assert job_scale_sizes(StyleParams(size=140)) == [140]  # 128 lies within 10% of 140: one scale
 
 
 def test_scales_below_the_output_get_scale_iterations_and_the_last_gets_iterations():
     params = StyleParams(iterations=40, scale_iterations=15)
-    assert iterations_per_scale(params, 3) == [15, 15, 40]
-    assert iterations_per_scale(params, 1) == [40]
+    assert job_scale_iterations(params, 3) == [15, 15, 40]
+    assert job_scale_iterations(params, 1) == [40]
+    assert job_scale_iterations(StyleParams(iterations=7), 3) == [7, 7, 7]  # null: iterations at every scale
+
+
+def test_a_job_costs_its_rungs_iterations_weighted_by_their_pixels():
+    # 100 at each of 128, 181, 256, 362 and 512: 100 x (1/16 + 181^2/512^2 + 1/4 + 362^2/512^2 + 1) = 193.7
+    assert job_output_iterations(StyleParams()) == pytest.approx(193.7, abs=0.05)
+    assert job_output_iterations(StyleParams(min_size=512, iterations=300)) == 300
+    assert job_output_iterations(StyleParams(size=256, min_size=128, iterations=10, scale_iterations=40)) == \
+        pytest.approx(10 + 40 * (128 / 256) ** 2 + 40 * (181 / 256) ** 2)
 
 
 def _c2f(**values) -> StyleParams:

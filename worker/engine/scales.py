@@ -9,11 +9,10 @@ small size the optimiser settles the large structures of the style in few cheap 
 Choices (where the issue is silent):
 - the ladder is ``shared.geometry.job_scale_sizes``: ``min_size`` x ``sqrt(2)^k`` up to ``size`` (a rung within 10%
   of ``size`` dropped, rungs the layers cannot run at skipped), so the door and the engine agree on it;
-- every scale below ``size`` runs ``scale_iterations``, the last ``iterations`` (what a single-scale job runs), each
-  with the job's ``early_stop_*``; crowsonkb runs one count at every scale, but a full-size iteration costs as much
-  as all the smaller ones together, so the split is a parameter (``bench/quality_time.py`` measures it: with
-  ``min_size`` 128 and 100 iterations per smaller scale a 512 px job passes the single-scale 300-iteration score in
-  about a third of that run's time, docs/engine.md "Coarse to fine");
+- every scale runs ``iterations`` (crowsonkb's one count per scale) unless ``scale_iterations`` gives the smaller
+  scales their own count (``shared.geometry.job_scale_iterations``), each with the job's ``early_stop_*``. This is
+  the default (``min_size`` 128, 100 iterations per scale): a 512 px job passes the old single-scale 300-iteration
+  score in about a third of that run's time (``bench/quality_time.py``, docs/engine.md "Coarse to fine");
 - the style targets are computed per scale (the style image is scaled with the output, ``style_scale``), and the
   next scale starts from the previous output (uint8, resized by the single-size engine's ``init_image`` path).
 
@@ -28,15 +27,11 @@ from typing import Any
 
 import numpy as np
 
+from shared.geometry import job_scale_iterations
 from shared.params import StyleParams
 from worker.engine.results import Progress, StyleResult
 
 StylizeAtSize = Callable[..., StyleResult]
-
-
-def iterations_per_scale(params: StyleParams, scale_count: int) -> list[int]:
-    """Iterations at each scale, coarsest first: ``scale_iterations`` below the output size, ``iterations`` at it."""
-    return [params.scale_iterations] * (scale_count - 1) + [params.iterations]
 
 
 def stylize_coarse_to_fine(
@@ -54,7 +49,7 @@ def stylize_coarse_to_fine(
     iterations run and seconds; the other metrics are the last scale's, with ``seconds`` and ``iterations_run`` for
     all scales."""
     started = time.perf_counter()
-    budgets = iterations_per_scale(params, len(sizes))
+    budgets = job_scale_iterations(params, len(sizes))
     total = sum(budgets)
     done = 0
     image: np.ndarray | None = None
