@@ -1,4 +1,4 @@
-"""bench/texture.py, bench/quality_time.py, bench/chart.py and bench/cpu_settings.py (issue 13): they run end to
+"""bench/texture.py, quality_time.py, resolution.py, chart.py and cpu_settings.py (issue 13): they run end to
 end on the repository's sample pair with the real VGG19 at a tiny size and write what the docs read; the chart
 draws from a results file."""
 
@@ -92,3 +92,21 @@ def test_cpu_settings_times_each_variant_in_its_own_process(tmp_path):
     assert set(report["seconds"]) == {"default", "inter_op_1"}
     assert all(0 < seconds < 60 for seconds in report["seconds"].values())
     assert report["ratio_to_torch"] is None  # no --torch-python given
+
+
+def test_resolution_runs_each_size_and_reports_the_band_and_the_agreement(tmp_path):
+    out = tmp_path / "r.json"
+    run("resolution.py", "--sizes", "48,32", "--params", '{"iterations": 3, "min_size": 24}', "--pairs", "1",
+        "--image-dir", str(EXAMPLES), "--out-dir", str(tmp_path / "png"), "--sheet-dir", str(tmp_path / "sheets"),
+        "--json-out", str(out))
+    report = json.loads(out.read_text())
+    small, large = report["records"]
+    assert (small["size"], large["size"]) == (32, 48)  # smallest first: the reference of vs_smallest
+    assert small["scales_px"] == [24, 32] and large["scales_px"] == [24, 34, 48]  # the same params, its own ladder
+    assert small["vs_smallest"]["ssim"] == pytest.approx(1.0) and small["vs_smallest"]["color_swd"] < 1e-9
+    assert 0 < large["vs_smallest"]["ssim"] < 1 and large["vs_smallest"]["color_swd"] > 0
+    band = report["summary"]["chelsea_cat.jpg x vangogh_starry_night.jpg"]["gabor"]
+    assert band["min"] == min(small["gabor"], large["gabor"]) and band["spread"] == pytest.approx(
+        abs(small["gabor"] - large["gabor"]))
+    assert len(list((tmp_path / "png").glob("*.png"))) == 2
+    assert Image.open(tmp_path / "sheets" / "chelsea_cat__vangogh_starry_night_resolution.png").height > 32
