@@ -77,24 +77,30 @@ def fail(message: str) -> click.ClickException:
 @click.option("--report", type=click.Path(dir_okay=False, path_type=Path), default=None, envvar="ATELIER_REPORT",
               show_envvar=True, help="Write the run's metrics as JSON to this file.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@click.option("--init-image", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="Start the optimization from this picture (resized to --size) instead of --init, at one scale: "
+                   "e.g. an earlier result, to refine it at a print size.")
 @click.option("--key", "signing_key", default=None, envvar="ATELIER_MODEL_SIGNING_KEY", show_envvar=True,
               help="With --style-model FILE: the key the model file was signed with (atelier styles train --key).")
 @api_option
 @api_key_option
 @style_param_options()
 def stylize(content: Path, styles: tuple[Path, ...], output: Path, save_every: int | None,
-            preview_dir: Path | None, report: Path | None, quiet: bool, signing_key: str | None, api_url: str,
-            api_key: str | None, **param_options: Any) -> None:
+            preview_dir: Path | None, report: Path | None, quiet: bool, init_image: Path | None,
+            signing_key: str | None, api_url: str, api_key: str | None, **param_options: Any) -> None:
     """Stylize CONTENT with one or more STYLE images and write OUTPUT; or, with --style-model FILE_OR_ID, with a
     trained fast-style model (a model file, applied here; or a model id, applied by the service at --api).
 
     \b
     Examples:
       atelier stylize cat.jpg starry_night.jpg -o cat_starry.png --size 512 --report run.json
+      atelier stylize cat.jpg starry_night.jpg -o cat_print.png --size 4096 --init-image cat_starry.png --iterations 2
       atelier stylize cat.jpg --style-model starry.atls -o cat_fast.png
       atelier stylize cat.jpg --style-model 3f2a... --api http://127.0.0.1:8000 -o cat_fast.png
     """
     style_model = param_options.pop("style_model", None)
+    if style_model is not None and init_image is not None:
+        raise fail("--init-image and --style-model: a style model starts from its own output; give one of them")
     if style_model is not None:
         model_file, model_id = _resolve_style_model(style_model)
         if model_file is not None:
@@ -112,12 +118,13 @@ def stylize(content: Path, styles: tuple[Path, ...], output: Path, save_every: i
         _check_output_format(output)
         content_rgb = _read_rgb(content, role="content")
         style_rgbs = [_read_rgb(path, role="style") for path in styles]
+        start_rgb = _read_rgb(init_image, role="init") if init_image is not None else None
         _make_output_dirs(output, report, preview_dir)
-        result = _run_engine(content_rgb, style_rgbs, params, save_every=save_every,
-                             preview_dir=preview_dir, output=output, show_progress=not quiet)
+        result = _run_engine(content_rgb, style_rgbs, params, save_every=save_every, preview_dir=preview_dir,
+                             output=output, show_progress=not quiet, init_image=start_rgb)
         _write_image(result.image, output)
         if report is not None:
-            _write_report(report, result.metrics, params, content, styles, output)
+            _write_report(report, result.metrics, params, content, styles, output, init_image)
     except AtelierError as error:
         raise fail(error.message) from None
     except OSError as error:
@@ -364,10 +371,11 @@ def _write_image(image_rgb: Any, path: Path) -> None:
 
 
 def _write_report(path: Path, metrics: dict[str, Any], params: StyleParams, content: Path,
-                  styles: tuple[Path, ...], output: Path) -> None:
+                  styles: tuple[Path, ...], output: Path, init_image: Path | None = None) -> None:
     report = dict(metrics)
     report["params"] = params.to_dict()
-    report["inputs"] = {"content": str(content), "styles": [str(style) for style in styles]}
+    report["inputs"] = {"content": str(content), "styles": [str(style) for style in styles],
+                        **({"init_image": str(init_image)} if init_image is not None else {})}
     report["output"] = str(output)
     path.write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
 

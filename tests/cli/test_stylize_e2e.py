@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -70,3 +71,27 @@ def test_unknown_layer_fails_with_one_line_listing_valid_layers(
     assert "Traceback" not in result.stderr
     assert lines[-1].startswith("Error: ") and "block9_conv9" in lines[-1] and "block5_conv4" in lines[-1]
     assert not out.exists()
+
+
+def test_init_image_starts_from_that_picture_at_one_scale(tmp_path: Path, content_path: Path,
+                                                         style_path: Path) -> None:
+    # A noise start stands in for "an earlier result": one iteration from it stays near it (upscaled), while a run
+    # without --init-image starts from the content and stays near that.
+    start = tmp_path / "start.png"
+    noise = np.random.default_rng(0).integers(0, 256, (24, 32, 3), dtype=np.uint8)
+    Image.fromarray(noise).save(start)
+    runs = {}
+    for name, extra in (("refined", ["--init-image", start]), ("plain", [])):
+        out, report = tmp_path / f"{name}.png", tmp_path / f"{name}.json"
+        result = run_atelier("stylize", content_path, style_path, "-o", out, "--size", "160", "--iterations", "1",
+                             "--report", report, *extra)
+        assert result.returncode == 0, result.stderr[-2000:]
+        runs[name] = (np.asarray(Image.open(out).convert("RGB"), np.float64), json.loads(report.read_text()))
+    refined, refined_report = runs["refined"]
+    plain, plain_report = runs["plain"]
+    upscaled = np.asarray(Image.fromarray(noise).resize((refined.shape[1], refined.shape[0]), Image.BICUBIC),
+                          np.float64)
+    assert np.abs(refined - upscaled).mean() < 0.5 * np.abs(plain - upscaled).mean()
+    assert refined_report["inputs"]["init_image"] == str(start) and "init_image" not in plain_report["inputs"]
+    assert "scales" not in refined_report  # one scale, though 160 px would otherwise climb from 128
+    assert [s["size_px"] for s in plain_report["scales"]] == [128, 160]

@@ -27,6 +27,19 @@ def test_missing_content_file(tmp_path: Path, style_path: Path) -> None:
     assert not out.parent.exists()
 
 
+def test_an_init_image_that_is_not_an_image_or_comes_with_a_style_model(tmp_path: Path, content_path: Path,
+                                                                          style_path: Path) -> None:
+    text = tmp_path / "start.png"
+    text.write_text("not a picture\n")
+    out = tmp_path / "sub" / "out.png"
+    result = run_atelier("stylize", content_path, style_path, "-o", out, "--init-image", text)
+    assert_one_line_error(result, "init image", "start.png", "not a recognised image")
+    result = run_atelier("stylize", content_path, "-o", out, "--init-image", content_path,
+                         "--style-model", "0" * 32)
+    assert_one_line_error(result, "--init-image and --style-model")
+    assert not out.parent.exists()
+
+
 def test_style_that_is_not_an_image(tmp_path: Path, content_path: Path) -> None:
     text = tmp_path / "notes.jpg"
     text.write_text("this is not a picture\n")
