@@ -37,6 +37,8 @@ def run(args: argparse.Namespace) -> dict:
         command = [str(ROOT / ".venv" / "bin" / "atelier"), "stylize", str(args.content), str(args.style),
                    "-o", str(output), "--size", str(args.size), "--iterations", str(args.iterations),
                    "--report", str(report), "-q"]
+        if args.init_image:  # refine an earlier (smaller) result at the print size: one scale, from that picture
+            command += ["--init-image", str(args.init_image)]
         env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
         if args.budget_bytes:
             env["ATELIER_ENGINE_MEMORY_BYTES"] = str(args.budget_bytes)
@@ -52,7 +54,7 @@ def run(args: argparse.Namespace) -> dict:
     record = {
         "name": name,
         "command": " ".join(["atelier", "stylize", Path(args.content).name, Path(args.style).name, "-o", "OUT.png",
-                             *command[6:10]]),
+                             *command[6:10], *(["--init-image", args.init_image.name] if args.init_image else [])]),
         "budget_bytes": args.budget_bytes or "default (ATELIER_ENGINE_MEMORY_BYTES unset)",
         "wall_s": round(wall_s, 1),
         "peak_rss_mib": round(usage.ru_maxrss / 1024.0, 1),
@@ -85,6 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--budget-bytes", type=int, default=0, help="ATELIER_ENGINE_MEMORY_BYTES for the run")
     parser.add_argument("--crop-px", type=int, default=512)
     parser.add_argument("--name", default="")
+    parser.add_argument("--init-image", type=Path, help="start from this picture (atelier stylize --init-image)")
     record = run(parser.parse_args(argv))
     metrics = record["metrics"]
     summary = {k: record[k] for k in ("name", "wall_s", "peak_rss_mib", "cpu_s")}

@@ -10,11 +10,15 @@ every sample pair (``bench/sheets.py``'s) and every size it runs ``stylize`` wit
 
 - the evaluator's scores at each size (each output against the content and the style at the output's size, which
   is how the engine scales the style), and per metric the band over the sizes (min, max, max - min);
-- ``vs_smallest``: each output resized (Lanczos) to the smallest size's shape and compared with that output, by
-  luminance SSIM and Lab sliced Wasserstein: 1 and 0 would be the same picture at two resolutions.
+- ``at_smallest``: the evaluator's scores of each output resized (Lanczos) to the smallest size's shape. SSIM's
+  11x11 window and the Gabor periods (4-16 px) are fixed in pixels, so at a larger size they see finer detail of
+  the same picture; brought to one size, the scores compare the pictures rather than the resolutions;
+- ``vs_smallest``: each output at the smallest size's shape compared with that output, by luminance SSIM and Lab
+  sliced Wasserstein: 1 and 0 would be the same picture at two resolutions.
 
 Records are written after every run, so an interrupted run keeps what it measured. Outputs are PNGs under
 ``--out-dir``; ``--sheet-dir`` gets one sheet per pair (content | style | each size, at the smallest's height).
+``--rescore`` recomputes every score of the ``--json-out`` records from those PNGs (no engine run).
 """
 
 from __future__ import annotations
@@ -43,14 +47,41 @@ def agreement(output: np.ndarray, reference: np.ndarray) -> dict[str, float]:
     return {"ssim": ev.ssim(at, reference), "color_swd": ev.color_distance(at, reference)}
 
 
-def bands(records: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, float]]]:
-    """Per pair and metric: the min, max and spread of the scores over the sizes."""
+def _band(values: list[float]) -> dict[str, float]:
+    return {"min": min(values), "max": max(values), "spread": max(values) - min(values)}
+
+
+def bands(records: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Per pair and metric: the min, max and spread over the sizes of the scores at each output's own size, and
+    (``at_smallest``) of the scores with every output brought to the smallest size."""
     by_pair: dict[str, list[dict[str, Any]]] = {}
     for record in records:
         by_pair.setdefault(f"{record['content']} x {record['style']}", []).append(record)
-    return {pair: {key: {"min": min(r[key] for r in rows), "max": max(r[key] for r in rows),
-                         "spread": max(r[key] for r in rows) - min(r[key] for r in rows)} for key in METRICS}
+    return {pair: {**{key: _band([r[key] for r in rows]) for key in METRICS},
+                   "at_smallest": {key: _band([r["at_smallest"][key] for r in rows]) for key in METRICS}}
             for pair, rows in by_pair.items()}
+
+
+def scores(image: np.ndarray, smallest: np.ndarray, content: np.ndarray, style: np.ndarray) -> dict[str, Any]:
+    """The scores of one output: at its own size, at the smallest output's shape, and against that output."""
+    return {**score(image, content, style), "at_smallest": score(ev.resize(image, smallest.shape[:2]), content, style),
+            "vs_smallest": agreement(image, smallest)}
+
+
+def rescore(json_path: Path, out_dir: Path, dirs: tuple[Path, ...]) -> list[dict[str, Any]]:
+    """The stored records with every score recomputed from the PNGs the run left (sizes, ladders, seconds kept)."""
+    from shared.images import load_rgb
+
+    records = json.loads(json_path.read_text())["records"]
+    smallest: dict[tuple[str, str], np.ndarray] = {}
+    for record in sorted(records, key=lambda r: r["size"]):
+        content_path = find_image("content", record["content"], dirs)
+        style_path = find_image("style", record["style"], dirs)
+        image = ev.load(out_dir / f"{content_path.stem}__{style_path.stem}_{record['size']}.png")
+        reference = smallest.setdefault((record["content"], record["style"]), image)
+        record.update(scores(image, reference, load_rgb(content_path.read_bytes(), field="content"),
+                             load_rgb(style_path.read_bytes(), field="style")))
+    return records
 
 
 def write_sheet(path: Path, content: np.ndarray, style: np.ndarray, outputs: list[tuple[int, np.ndarray]]) -> None:
@@ -73,11 +104,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out-dir", type=Path, default=ROOT / "var" / "resolution")
     parser.add_argument("--sheet-dir", type=Path, default=None, help="write one sheet per pair here")
     parser.add_argument("--json-out", type=Path)
+    parser.add_argument("--rescore", action="store_true", help="recompute the --json-out records' scores from the "
+                        "PNGs in --out-dir; no runs")
     args = parser.parse_args(argv)
     sizes = sorted(int(s) for s in args.sizes.split(","))
     overrides = json.loads(args.params)
     pairs = [PAIRS[int(n) - 1] for n in args.pairs.split(",")] if args.pairs else list(PAIRS)
     dirs = tuple(args.image_dir) if args.image_dir else IMAGE_DIRS
+    if args.rescore:
+        document = json.loads(args.json_out.read_text())  # keeps the run's own load average
+        document["records"] = rescore(args.json_out, args.out_dir, dirs)
+        document["summary"] = bands(document["records"])
+        args.json_out.write_text(json.dumps(document, indent=2) + "\n")
+        return 0
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from PIL import Image
@@ -104,8 +143,7 @@ def main(argv: list[str] | None = None) -> int:
             outputs.append((size_px, image))
             record = {"content": content_name, "style": style_name, "size": size_px, "params": overrides,
                       "scales_px": [s["size_px"] for s in result.metrics.get("scales") or []] or [size_px],
-                      "seconds": result.metrics["seconds"], **score(image, content, style),
-                      "vs_smallest": agreement(image, outputs[0][1])}
+                      "seconds": result.metrics["seconds"], **scores(image, outputs[0][1], content, style)}
             records.append(record)
             print(json.dumps(record), flush=True)
             if args.json_out:
@@ -115,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
                         np.asarray(content), np.asarray(style), outputs)
     summary = bands(records)
     for pair, metrics in summary.items():
-        print(pair + ": " + ", ".join(f"{key} {m['min']:.3f}-{m['max']:.3f}" for key, m in metrics.items()))
+        print(pair + ": " + ", ".join(f"{key} {metrics[key]['min']:.3f}-{metrics[key]['max']:.3f}" for key in METRICS))
     if args.json_out:
         write_results(args.json_out, records, summary)
     return 0

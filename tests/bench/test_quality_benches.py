@@ -108,5 +108,13 @@ def test_resolution_runs_each_size_and_reports_the_band_and_the_agreement(tmp_pa
     band = report["summary"]["chelsea_cat.jpg x vangogh_starry_night.jpg"]["gabor"]
     assert band["min"] == min(small["gabor"], large["gabor"]) and band["spread"] == pytest.approx(
         abs(small["gabor"] - large["gabor"]))
+    assert large["at_smallest"]["gabor"] != large["gabor"] and small["at_smallest"]["gabor"] == small["gabor"]
     assert len(list((tmp_path / "png").glob("*.png"))) == 2
     assert Image.open(tmp_path / "sheets" / "chelsea_cat__vangogh_starry_night_resolution.png").height > 32
+    # --rescore recomputes the same scores from the PNGs (deterministic evaluator)
+    before = json.loads(out.read_text())
+    (tmp_path / "png" / "chelsea_cat__vangogh_starry_night_48.png").unlink()  # a missing PNG must fail loudly
+    with pytest.raises(AssertionError):
+        run("resolution.py", "--rescore", "--image-dir", str(EXAMPLES), "--out-dir", str(tmp_path / "png"),
+            "--json-out", str(out))
+    assert json.loads(out.read_text()) == before
