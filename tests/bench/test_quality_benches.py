@@ -87,9 +87,11 @@ def test_texture_scores_each_variant_with_the_signed_gabor_bias(tmp_path):
 @pytest.mark.slow
 def test_cpu_settings_times_each_variant_in_its_own_process(tmp_path):
     out = tmp_path / "cpu.json"
-    run("cpu_settings.py", "--size", "32", "--passes", "1", "--variants", "default,inter_op_1", "--json-out", str(out))
+    run("cpu_settings.py", "--size", "32", "--passes", "1", "--rounds", "2", "--variants", "default,bfloat16",
+        "--json-out", str(out))
     report = json.loads(out.read_text())
-    assert set(report["seconds"]) == {"default", "inter_op_1"}
+    assert set(report["seconds"]) == {"default", "bfloat16"}
+    assert all(len(values) == 2 for values in report["rounds"].values())
     assert all(0 < seconds < 60 for seconds in report["seconds"].values())
     assert report["ratio_to_torch"] is None  # no --torch-python given
 
