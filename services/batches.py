@@ -98,7 +98,9 @@ def summarize(items: list[dict[str, Any]], children: list[JobRecord | None],
             done_units += 1.0
         elif status == JobStatus.RUNNING:
             progress = child.progress or {}
-            if progress.get("iterations"):
+            if progress.get("percent") is not None:  # the share of work (coarse to fine weighs by pixels)
+                done_units += min(1.0, float(progress["percent"]) / 100.0)
+            elif progress.get("iterations"):
                 done_units += min(1.0, progress.get("iteration", 0) / progress["iterations"])
         started = child.started_at if child else None
         if started and (first_start is None or started < first_start):

@@ -37,16 +37,20 @@ class ProgressLike(Protocol):
 
 
 def progress_snapshot(progress: ProgressLike) -> dict[str, Any]:
-    """The record's ``progress`` field. ``eta_s`` extrapolates the mean time per iteration so far."""
+    """The record's ``progress`` field. ``percent`` is the share of the work done: the engine's ``work_done`` where
+    it gives one (coarse to fine, whose iterations grow in cost), else iteration / iterations; ``eta_s``
+    extrapolates the time per unit of work so far."""
     iterations = max(int(progress.iterations), 1)
     iteration = min(int(progress.iteration), iterations)
+    work_done = getattr(progress, "work_done", None)
+    done = min(max(float(work_done), 0.0), 1.0) if work_done is not None else iteration / iterations
     eta_s = None
-    if iteration > 0:
-        eta_s = round(progress.elapsed_s / iteration * (iterations - iteration), 1)
+    if done > 0:
+        eta_s = round(progress.elapsed_s / done * (1.0 - done), 1)
     return {
         "iteration": iteration,
         "iterations": iterations,
-        "percent": round(100.0 * iteration / iterations, 1),
+        "percent": round(100.0 * done, 1),
         "losses": {name: float(value) for name, value in progress.losses.items()},
         "eta_s": eta_s,
         "elapsed_s": round(float(progress.elapsed_s), 2),

@@ -48,6 +48,9 @@ def test_summarize_counts_progress_and_eta():
     assert summary["progress"] == pytest.approx(2.5 / 4)
     # 25 s for 62.5 % -> 15 s for the rest
     assert summary["eta_s"] == pytest.approx(15.0)
+    # a coarse-to-fine child reports its share of work: 400 of 500 iterations can be 48 % of it
+    c2f = _child("running", "2026-01-01T00:00:10.000Z", {"iteration": 400, "iterations": 500, "percent": 48.0})
+    assert summarize([{}], [c2f])["progress"] == pytest.approx(0.48)
     assert summarize([], []) == {"total": 0, "counts": dict.fromkeys(summary["counts"], 0), "progress": 0.0,
                                  "eta_s": None}
 

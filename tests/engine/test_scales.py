@@ -54,14 +54,22 @@ def _c2f(**values) -> StyleParams:
 def test_stylize_runs_coarse_to_fine_and_carries_the_image_up(cat, starry_night, random_weights):
     from worker.engine import stylize
 
-    seen = []
-    result = stylize(cat, [starry_night], _c2f(), lambda p: seen.append((p.iteration, p.iterations)),
-                     weights=random_weights)
+    seen, work = [], []
+
+    def on_progress(progress) -> None:  # returns None: a truthy return would cancel
+        seen.append((progress.iteration, progress.iterations))
+        work.append(progress.work_done)
+
+    result = stylize(cat, [starry_night], _c2f(), on_progress, weights=random_weights)
     scales = result.metrics["scales"]
     assert [s["size_px"] for s in scales] == [28, 40] and max(result.image.shape[:2]) == 40
     assert [s["iterations"] for s in scales] == [3, 2]
     assert result.metrics["iterations_run"] == sum(s["iterations_run"] for s in scales) > 0
     assert [i for i, _total in seen] == sorted(i for i, _total in seen) and {t for _i, t in seen} == {5}
+    # work weighs each scale's iterations by its pixels: 3 at 28 px are 3 x 784 of 3 x 784 + 2 x 1600
+    first_scale_share = 3 * 28**2 / (3 * 28**2 + 2 * 40**2)
+    assert work == sorted(work) and work[-1] == pytest.approx(1.0)
+    assert work[seen.index((3, 5))] == pytest.approx(first_scale_share)
     assert np.all(np.isfinite(list(result.metrics["losses"]["final"].values())))
     assert not result.cancelled
 

@@ -40,6 +40,15 @@ def test_snapshot_percent_and_eta():
     assert progress_snapshot(progress(0, 100))["eta_s"] is None
 
 
+def test_snapshot_follows_the_engines_share_of_work_when_it_gives_one():
+    # coarse to fine: 400 of 500 iterations run, but the last scale (100 iterations) is about half the work
+    from worker.engine.results import Progress
+
+    snap = progress_snapshot(Progress(400, 500, dict(LOSSES), 60.0, work_done=0.48))
+    assert (snap["iteration"], snap["iterations"], snap["percent"]) == (400, 500, 48.0)
+    assert snap["eta_s"] == 65.0  # 60 s for 48% of the work: 65 s for the other 52%, not 15 s
+
+
 def test_writes_are_throttled_but_the_last_report_is_always_written(registry, storage, make_job):
     job_id = running_job(registry, make_job)
     clock = Clock()

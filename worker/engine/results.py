@@ -22,6 +22,9 @@ class Progress(LazyPreview):
     losses: dict[str, float]
     elapsed_s: float
     _preview: Callable[[], np.ndarray] = preview_field()  # the current image (lazy_preview.py)
+    # Share of the job's work done, 0-1, where iterations differ in cost (coarse to fine: an iteration at the output
+    # size costs as much as all the smaller scales' together); None: iteration / iterations says it.
+    work_done: float | None = None
 
 
 @dataclass

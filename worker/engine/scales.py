@@ -51,21 +51,28 @@ def stylize_coarse_to_fine(
     started = time.perf_counter()
     budgets = job_scale_iterations(params, len(sizes))
     total = sum(budgets)
+    # An iteration's work grows with the pixels: progress's work_done weighs each scale's iterations by side^2.
+    cost_per_iteration = [side * side for side in sizes]
+    total_cost = float(sum(c * n for c, n in zip(cost_per_iteration, budgets, strict=True)))
     done = 0
+    done_cost = 0.0
     image: np.ndarray | None = None
     per_scale = []
     result: StyleResult | None = None
-    for size_px, iterations in zip(sizes, budgets, strict=True):
+    for size_px, iterations, cost in zip(sizes, budgets, cost_per_iteration, strict=True):
         scale_params = params.replace(size=size_px, iterations=iterations)
 
-        def report(progress: Progress, offset: int = done) -> bool | None:
+        def report(progress: Progress, offset: int = done, offset_cost: float = done_cost,
+                   cost: int = cost) -> bool | None:
             if on_progress is None:
                 return None
+            work_done = (offset_cost + progress.iteration * cost) / total_cost
             return on_progress(Progress(offset + progress.iteration, total, progress.losses,
-                                        time.perf_counter() - started, progress.preview))
+                                        time.perf_counter() - started, progress.preview, work_done))
 
         result = stylize_at_size(content, styles, scale_params, report, init_image=image, **engine_kwargs)
         done += result.metrics["iterations_run"]
+        done_cost += iterations * cost  # a scale stopped early leaves its remaining work undone, not pending
         per_scale.append({"size_px": size_px, "iterations": iterations,
                           "iterations_run": result.metrics["iterations_run"],
                           "stopped_early_at": result.metrics.get("stopped_early_at"),
