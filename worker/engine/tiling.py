@@ -47,12 +47,15 @@ from worker.engine import losses
 from worker.engine.objective import ObjectiveSpec
 
 # Bytes of process memory per input pixel of one untiled loss-and-gradient pass (VGG19 to block5_conv1, every
-# activation kept for the backward pass, float32): the slope of a whole ``stylize`` run's peak RSS over the image
-# area, 4752 B/px between 128x128 and 384x384 px and 4934 B/px between 384x384 and 640x640 (random-weight VGG19,
-# 2 iterations, one process per size; docs/engine.md, "Print sizes"). bfloat16 keeps half-size activations but
-# also float32 copies for the losses; the float32 figure is used for both (it over-estimates, so tiling starts
-# early, never late).
-BYTES_PER_PX = 5000
+# activation kept for the backward pass, float32). First measured as the slope of a whole ``stylize`` run's peak RSS
+# over the image area with random weights, 4752-4934 B/px between 128x128 and 640x640 px; then, with the ImageNet
+# weights and ``bench/memory.py``'s phases at 1024x681 px (issue 13), the optimisation phase held 1680 MiB over the
+# RSS after the backbone was built, 2.5 kB/px, and the slope of the whole run's peak between 341x512 and 1024x681 was
+# 1.75 kB/px. 5000 tiled every 1024 px job on a 24 GB machine where it needed no tiling (the last scale of a
+# 1024x762 job ran at 16.6 s/it in 6 tiles against 8.3 s/it untiled at 1024x681, docs/engine.md "Print sizes");
+# 3000 keeps 20% over the 1024 px measurement. bfloat16 keeps half-size
+# activations but also float32 copies for the losses; the float32 figure is used for both.
+BYTES_PER_PX = 3000
 # Fixed part of a pass that does not grow with the image (TensorFlow's workspaces, the Grams), added to the estimate.
 PASS_FIXED_BYTES = 128 * 1024 * 1024
 # The smallest core a tile gets, in strides: below this the halo's share makes tiling pointless.
