@@ -166,7 +166,7 @@ def gatys_job(content: Any, style: Any, size: int, iterations: int) -> dict[str,
     the backbone, traces the step for this size), then a timed run of ``iterations``; the default job is
     extrapolated from the timed run as ``sum over its rungs of (rung / size)^2 x (setup + iterations x
     seconds_per_iteration)`` (setup: everything but the optimisation; both grow with the pixels)."""
-    from shared.geometry import job_scale_iterations, job_scale_sizes
+    from shared.geometry import job_output_iterations, job_scale_iterations, job_scale_sizes, rung_pixel_shares
     from shared.params import StyleParams
     from worker.engine import stylize
 
@@ -178,8 +178,7 @@ def gatys_job(content: Any, style: Any, size: int, iterations: int) -> dict[str,
     stylize(content, [style], params, weights=weight_source())
     timed = stylize(content, [style], params, weights=weight_source()).metrics
     setup_s, per_iteration_s = timed["seconds"] - timed["optimize_seconds"], timed["seconds_per_iteration"]
-    job_s = sum((rung / size) ** 2 * (setup_s + count * per_iteration_s)
-                for rung, count in zip(rungs, rung_iterations, strict=True))
+    job_s = setup_s * sum(rung_pixel_shares(rungs)) + per_iteration_s * job_output_iterations(defaults)
     return {
         "size_px": timed["size_px"], "optimizer": timed["optimizer"], "precision": timed["precision"],
         "iterations_timed": iterations, "default_scales_px": rungs, "default_iterations": rung_iterations,

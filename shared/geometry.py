@@ -172,10 +172,16 @@ def job_scale_iterations(params: Any, scale_count: int) -> list[int]:
     return [below] * (scale_count - 1) + [params.iterations]
 
 
+def rung_pixel_shares(sizes: Sequence[int]) -> list[float]:
+    """What one iteration at each rung costs relative to one at the last (the output size): its pixel count over
+    the output's, ``(side / output side)^2``, since a pass's work grows with the pixels."""
+    return [(side / sizes[-1]) ** 2 for side in sizes]
+
+
 def job_output_iterations(params: Any) -> float:
     """What a job's optimisation costs in iterations at its output size: each rung's iterations weighted by its
-    pixel count relative to the output's (an iteration's work grows with the pixels). The default job (512 px from
-    128, 100 iterations at each of 5 rungs) is about 194; the batch planner and ``bench/fast.py`` price jobs by it."""
+    ``rung_pixel_shares``. The default job (512 px from 128, 100 iterations at each of 5 rungs) is about 194; the
+    batch planner, ``bench/fast.py`` and the coarse-to-fine progress (``work_done``) count work by it."""
     sizes = job_scale_sizes(params)
     iterations = job_scale_iterations(params, len(sizes))
-    return sum(count * (side / params.size) ** 2 for side, count in zip(sizes, iterations, strict=True))
+    return sum(count * share for share, count in zip(rung_pixel_shares(sizes), iterations, strict=True))

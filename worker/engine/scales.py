@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from shared.geometry import job_scale_iterations
+from shared.geometry import job_scale_iterations, rung_pixel_shares
 from shared.params import StyleParams
 from worker.engine.results import Progress, StyleResult
 
@@ -51,9 +51,9 @@ def stylize_coarse_to_fine(
     started = time.perf_counter()
     budgets = job_scale_iterations(params, len(sizes))
     total = sum(budgets)
-    # An iteration's work grows with the pixels: progress's work_done weighs each scale's iterations by side^2.
-    cost_per_iteration = [side * side for side in sizes]
-    total_cost = float(sum(c * n for c, n in zip(cost_per_iteration, budgets, strict=True)))
+    # An iteration's work grows with the pixels: progress's work_done weighs each scale's iterations by its share.
+    cost_per_iteration = rung_pixel_shares(sizes)
+    total_cost = sum(c * n for c, n in zip(cost_per_iteration, budgets, strict=True))
     done = 0
     done_cost = 0.0
     image: np.ndarray | None = None
@@ -63,7 +63,7 @@ def stylize_coarse_to_fine(
         scale_params = params.replace(size=size_px, iterations=iterations)
 
         def report(progress: Progress, offset: int = done, offset_cost: float = done_cost,
-                   cost: int = cost) -> bool | None:
+                   cost: float = cost) -> bool | None:
             if on_progress is None:
                 return None
             work_done = (offset_cost + progress.iteration * cost) / total_cost
